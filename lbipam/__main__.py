@@ -1,0 +1,7 @@
+"""`python -m lbipam` is the `lbipam` command."""
+
+import sys
+
+from lbipam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The pure core: allocator, selectors, validation and planning. No I/O, no asyncio, no clients."""

@@ -1,0 +1,419 @@
+"""The one allocator core: aligned prefixes of a fixed length out of blocks of one family.
+
+Serves both jobs of lbipam: single LoadBalancer IPs (/32, /128) and per-node PodCIDRs
+(/24, /120, ...). The controllers hold one Allocator per pool and family.
+
+Everything is kept as integer intervals in *unit space*: unit `u` is the prefix whose first
+address is `u << unit_bits`. Free space is a sorted map of disjoint intervals, so every operation
+is a few O(log n) look-ups no matter how full the pool is, and memory grows with the number of
+allocations and holes, never with the size of the range (a /64 of /128s costs nothing up front).
+
+Addresses the allocator must never hand out are handled two ways:
+- reserved network/broadcast units (at most two per CIDR block) are holes in the free map;
+- "buggy" IPv4 units (holding an address that ends in .0 or .255) recur every 256 addresses, so
+  they are a predicate, not holes: free intervals may contain them but never start or end on
+  one, and intervals separated only by buggy units are merged.
+
+Pure: no clock (callers pass `now`), no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterable, Iterator
+
+import netaddr
+from sortedcontainers import SortedDict
+
+from lbipam.core.addresses import (
+    BITS,
+    AddressError,
+    Block,
+    ip_version,
+    parse_address,
+    parse_block,
+    parse_cidr,
+)
+
+
+class AllocatorError(Exception):
+    """Base of the allocator's errors; `reason` is stable and maps onto a condition reason."""
+
+    reason = "AllocatorError"
+
+
+class PoolExhausted(AllocatorError):
+    reason = "PoolExhausted"
+
+
+class AddressInUse(AllocatorError):
+    reason = "AddressInUse"
+
+    def __init__(self, message: str, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+class OutOfRange(AllocatorError):
+    reason = "OutOfRange"
+
+
+BlockSpec = str | Block | netaddr.IPNetwork | netaddr.IPRange
+PrefixSpec = str | netaddr.IPNetwork | netaddr.IPAddress
+
+
+class Allocator:
+    """Hands out aligned prefixes of length `prefixlen` from `blocks` (one address family).
+
+    Blocks are CIDRs ("192.0.2.0/24") or inclusive ranges ("198.51.100.10-198.51.100.20"); a range
+    contributes only the aligned prefixes that lie wholly inside it.
+    """
+
+    def __init__(
+        self,
+        blocks: Iterable[BlockSpec],
+        prefixlen: int,
+        *,
+        reserve_network_broadcast: bool = False,
+        avoid_buggy: bool = False,
+        reuse_delay: float = 0.0,
+    ) -> None:
+        parsed = [_to_block(b) for b in blocks]
+        if not parsed:
+            raise ValueError("an allocator needs at least one block")
+        self.version = parsed[0].version
+        bits = BITS[self.version]
+        if not 0 <= prefixlen <= bits:
+            raise ValueError(f"prefixlen {prefixlen} is out of range for IPv{self.version}")
+        if reuse_delay < 0:
+            raise ValueError(f"reuse_delay must not be negative, got {reuse_delay}")
+        self.prefixlen = prefixlen
+        self.reserve_network_broadcast = reserve_network_broadcast
+        self.reuse_delay = float(reuse_delay)
+        self._unit_bits = bits - prefixlen
+        # Units per 256 addresses; 0 means "no buggy units" (IPv6, or avoid_buggy off).
+        self._buggy_period = 0
+        if avoid_buggy and self.version == 4:
+            if self._unit_bits > 6:
+                raise ValueError(
+                    f"avoid_buggy leaves no /{prefixlen} free: every prefix shorter than /26 "
+                    "holds an address ending in .0 or .255"
+                )
+            self._buggy_period = 256 >> self._unit_bits
+        self._blocks: list[tuple[int, int, Block]] = []  # (first unit, last unit, block), sorted
+        self._block_starts: list[int] = []
+        self._reserved: set[int] = set()
+        self._free: SortedDict[int, int] = SortedDict()  # first unit -> last unit, disjoint
+        self._owners: dict[int, str] = {}
+        self._quarantine: dict[int, tuple[float, str]] = {}  # unit -> (free again at, last owner)
+        self._expiries: list[tuple[float, int]] = []  # heap over _quarantine, lazily pruned
+        self._total = 0
+        self.add_blocks(parsed)
+
+    # ---- counts -------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        """Prefixes this allocator can ever hand out (reserved and buggy ones excluded)."""
+        return self._total
+
+    @property
+    def used(self) -> int:
+        return len(self._owners)
+
+    @property
+    def quarantined(self) -> int:
+        """Released prefixes still held back by the reuse delay (as of the last `now` seen)."""
+        return len(self._quarantine)
+
+    @property
+    def available(self) -> int:
+        """Prefixes free to hand out now: total - used - quarantined."""
+        return self._total - len(self._owners) - len(self._quarantine)
+
+    @property
+    def next_expiry(self) -> float | None:
+        """When the earliest quarantined prefix becomes free again, or None."""
+        self._prune_expiries()
+        return self._expiries[0][0] if self._expiries else None
+
+    @property
+    def blocks(self) -> list[Block]:
+        return [b for _, _, b in self._blocks]
+
+    # ---- growth -------------------------------------------------------------------------
+    def add_blocks(self, blocks: Iterable[BlockSpec]) -> None:
+        """Append blocks (how a pool grows). They must be of this family and overlap nothing."""
+        new = [_to_block(b) for b in blocks]
+        for block in new:
+            if block.version != self.version:
+                raise ValueError(f"block {block} is IPv{block.version}; this allocator is IPv{self.version}")
+        taken = [b for _, _, b in self._blocks]
+        for block in new:
+            for other in taken:
+                if block.overlaps(other):
+                    raise ValueError(f"block {block} overlaps block {other}")
+            taken.append(block)
+        for block in new:
+            self._add_block(block)
+
+    def _add_block(self, block: Block) -> None:
+        size = 1 << self._unit_bits
+        lo = (block.first + size - 1) >> self._unit_bits
+        hi = ((block.last + 1) >> self._unit_bits) - 1
+        if lo > hi:
+            raise ValueError(f"block {block} holds no aligned /{self.prefixlen}")
+        reserved: set[int] = set()
+        # /31, /32, /127 and /128 blocks are used in full, as point-to-point links use them.
+        if (
+            self.reserve_network_broadcast
+            and block.prefixlen is not None
+            and block.prefixlen < BITS[self.version] - 1
+        ):
+            reserved = {block.first >> self._unit_bits, block.last >> self._unit_bits}
+        self._blocks.append((lo, hi, block))
+        self._blocks.sort()
+        self._block_starts = [lo for lo, _, _ in self._blocks]
+        self._reserved |= reserved
+        start = lo
+        for unit in [*sorted(reserved), hi + 1]:
+            if unit > start:
+                self._total += self._count_good(start, unit - 1)
+                self._free_range(start, unit - 1)
+            start = unit + 1
+
+    # ---- allocation ---------------------------------------------------------------------
+    def allocate(
+        self, owner: str, prefix: PrefixSpec | None = None, *, now: float = 0.0
+    ) -> netaddr.IPNetwork:
+        """Allocate the lowest free prefix, or the given one, to `owner`.
+
+        Taking a given prefix that `owner` already holds, or that it released and the reuse
+        delay still holds, succeeds: that is the same owner keeping its address.
+        """
+        self._expire(now)
+        if prefix is None:
+            return self._allocate_next(owner)
+        unit = self._unit_of(prefix, exact=True)
+        holder = self._owners.get(unit)
+        if holder is not None:
+            if holder == owner:
+                return self._network(unit)
+            raise AddressInUse(f"{self._network(unit)} is in use by {holder}", owner=holder)
+        held = self._quarantine.get(unit)
+        if held is not None:
+            until, last_owner = held
+            if last_owner != owner:
+                raise AddressInUse(
+                    f"{self._network(unit)} was released by {last_owner} and is held back "
+                    f"until t={until:g} (reuse delay)",
+                    owner=last_owner,
+                )
+            del self._quarantine[unit]
+        else:
+            self._check_allocatable(unit)
+            self._take(unit)
+        self._owners[unit] = owner
+        return self._network(unit)
+
+    def _allocate_next(self, owner: str) -> netaddr.IPNetwork:
+        if not self._free:
+            raise PoolExhausted(
+                f"no free /{self.prefixlen} in {', '.join(str(b) for b in self.blocks)} "
+                f"({self.used} used, {self.quarantined} held by the reuse delay)"
+            )
+        first, last = self._free.peekitem(0)
+        del self._free[first]
+        rest = self._next_good(first + 1)
+        if rest <= last:
+            self._free[rest] = last
+        self._owners[first] = owner
+        return self._network(first)
+
+    def release(self, prefix: PrefixSpec, *, now: float = 0.0) -> str | None:
+        """Release a prefix; returns its owner, or None if it was not allocated (a no-op).
+
+        With a reuse delay the prefix is free again at `now + reuse_delay`.
+        """
+        self._expire(now)
+        unit = self._unit_of(prefix, exact=True)
+        owner = self._owners.pop(unit, None)
+        if owner is None:
+            return None
+        if self.reuse_delay > 0:
+            until = now + self.reuse_delay
+            self._quarantine[unit] = (until, owner)
+            heapq.heappush(self._expiries, (until, unit))
+        else:
+            self._free_range(unit, unit)
+        return owner
+
+    def owner(self, prefix: PrefixSpec) -> str | None:
+        """Who holds the prefix (or the prefix containing a bare address), or None."""
+        try:
+            unit = self._unit_of(prefix, exact=False)
+        except OutOfRange:
+            return None
+        return self._owners.get(unit)
+
+    def contains(self, prefix: PrefixSpec) -> bool:
+        """Whether the address or prefix lies wholly inside one of this allocator's blocks."""
+        try:
+            first, last = _span(prefix)
+        except AddressError:
+            return False
+        if first[1] != self.version:
+            return False
+        return any(b.first <= first[0] and last <= b.last for _, _, b in self._blocks)
+
+    def allocations(self) -> Iterator[tuple[netaddr.IPNetwork, str]]:
+        """Every allocated prefix and its owner, in address order."""
+        for unit in sorted(self._owners):
+            yield self._network(unit), self._owners[unit]
+
+    def expire(self, now: float) -> None:
+        """Return every prefix whose reuse delay ended by `now` to the free space."""
+        self._expire(now)
+
+    # ---- internals ----------------------------------------------------------------------
+    def _network(self, unit: int) -> netaddr.IPNetwork:
+        return netaddr.IPNetwork((unit << self._unit_bits, self.prefixlen), version=ip_version(self.version))
+
+    def _unit_of(self, prefix: PrefixSpec, *, exact: bool) -> int:
+        (first, version), last = _span(prefix)
+        if version != self.version:
+            raise OutOfRange(f"{prefix} is IPv{version}; this pool hands out IPv{self.version}")
+        size = 1 << self._unit_bits
+        unit = first >> self._unit_bits
+        is_address = isinstance(prefix, netaddr.IPAddress) or (isinstance(prefix, str) and "/" not in prefix)
+        if exact and not is_address and last - first + 1 != size:
+            raise ValueError(f"{prefix} is not a /{self.prefixlen}")
+        if exact and is_address and size != 1:
+            raise ValueError(f"{prefix} is a single address; this allocator hands out /{self.prefixlen}s")
+        if not exact and last - first + 1 > size:
+            raise ValueError(f"{prefix} is larger than a /{self.prefixlen}")
+        if not self._in_blocks(unit):
+            raise OutOfRange(f"{prefix} is outside {', '.join(str(b) for b in self.blocks)}")
+        return unit
+
+    def _in_blocks(self, unit: int) -> bool:
+        index = bisect.bisect_right(self._block_starts, unit) - 1
+        return index >= 0 and unit <= self._blocks[index][1]
+
+    def _check_allocatable(self, unit: int) -> None:
+        if unit in self._reserved:
+            raise OutOfRange(f"{self._network(unit)} is a reserved network or broadcast address")
+        if self._is_buggy(unit):
+            raise OutOfRange(f"{self._network(unit)} ends in .0 or .255 and the pool avoids those")
+
+    def _take(self, unit: int) -> None:
+        """Remove one free unit from the free map, splitting its interval."""
+        index = self._free.bisect_right(unit) - 1
+        first, last = self._free.peekitem(index) if index >= 0 else (unit + 1, unit)
+        if not first <= unit <= last:  # defensive: callers checked every other state
+            raise AddressInUse(f"{self._network(unit)} is not free")
+        del self._free[first]
+        left_last = self._prev_good(unit - 1)
+        if first <= left_last:
+            self._free[first] = left_last
+        right_first = self._next_good(unit + 1)
+        if right_first <= last:
+            self._free[right_first] = last
+
+    def _free_range(self, first: int, last: int) -> None:
+        """Add [first, last] to the free map, merging with neighbours across dead gaps."""
+        first, last = self._next_good(first), self._prev_good(last)
+        if first > last:
+            return
+        index = self._free.bisect_right(first) - 1
+        if index >= 0:
+            left_first, left_last = self._free.peekitem(index)
+            if self._count_good(left_last + 1, first - 1) == 0:
+                del self._free[left_first]
+                first = left_first
+        index = self._free.bisect_left(first)
+        if index < len(self._free):
+            right_first, right_last = self._free.peekitem(index)
+            if self._count_good(last + 1, right_first - 1) == 0:
+                del self._free[right_first]
+                last = right_last
+        self._free[first] = last
+
+    def _expire(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            until, unit = heapq.heappop(self._expiries)
+            held = self._quarantine.get(unit)
+            if held is not None and held[0] == until:
+                del self._quarantine[unit]
+                self._free_range(unit, unit)
+
+    def _prune_expiries(self) -> None:
+        while self._expiries:
+            until, unit = self._expiries[0]
+            held = self._quarantine.get(unit)
+            if held is not None and held[0] == until:
+                return
+            heapq.heappop(self._expiries)
+
+    # Buggy units: with k units per 256 addresses, unit u holds an address ending in .0 when
+    # u % k == 0 and one ending in .255 when u % k == k - 1 (k >= 4, so two good ones sit between).
+    def _is_buggy(self, unit: int) -> bool:
+        k = self._buggy_period
+        return k != 0 and unit % k in (0, k - 1)
+
+    def _next_good(self, unit: int) -> int:
+        k = self._buggy_period
+        if k == 0:
+            return unit
+        r = unit % k
+        return unit + 1 if r == 0 else unit + 2 if r == k - 1 else unit
+
+    def _prev_good(self, unit: int) -> int:
+        k = self._buggy_period
+        if k == 0:
+            return unit
+        r = unit % k
+        return unit - 1 if r == k - 1 else unit - 2 if r == 0 else unit
+
+    def _count_good(self, first: int, last: int) -> int:
+        if first > last:
+            return 0
+        count = last - first + 1
+        k = self._buggy_period
+        if k:
+            for residue in (0, k - 1):
+                count -= (last - residue) // k - (first - 1 - residue) // k
+        return count
+
+    def __repr__(self) -> str:
+        blocks = ",".join(str(b) for b in self.blocks)
+        return f"Allocator([{blocks}], /{self.prefixlen}, used={self.used}, available={self.available})"
+
+
+def _to_block(spec: BlockSpec) -> Block:
+    if isinstance(spec, Block):
+        return spec
+    if isinstance(spec, netaddr.IPNetwork):
+        if int(spec.ip) != int(spec.network):
+            raise AddressError(f"{spec} has host bits set; did you mean {spec.cidr}?")
+        return Block(int(spec.first), int(spec.last), spec.version, spec.prefixlen)
+    if isinstance(spec, netaddr.IPRange):
+        return Block(int(spec.first), int(spec.last), spec.version)
+    return parse_block(spec)
+
+
+def _span(prefix: PrefixSpec) -> tuple[tuple[int, int], int]:
+    """((first address, version), last address) of an address or prefix."""
+    if isinstance(prefix, netaddr.IPAddress):
+        return (int(prefix), prefix.version), int(prefix)
+    if isinstance(prefix, netaddr.IPNetwork):
+        if int(prefix.ip) != int(prefix.network):
+            raise AddressError(f"{prefix} has host bits set")
+        return (int(prefix.first), prefix.version), int(prefix.last)
+    if not isinstance(prefix, str):
+        raise AddressError(f"{prefix!r} is not an address or prefix")
+    if "/" in prefix:
+        net = parse_cidr(prefix)
+        return (int(net.first), net.version), int(net.last)
+    address = parse_address(prefix)
+    return (int(address), address.version), int(address)
