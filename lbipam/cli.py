@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -14,6 +15,53 @@ def _cmd_crds(args: argparse.Namespace) -> int:
 
     sys.stdout.write(render_crds_yaml())
     return 0
+
+
+def _cmd_apiserver(args: argparse.Namespace) -> int:
+    from lbipam.apiserver.main import run
+
+    return run(args)
+
+
+def _add_apiserver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = sub.add_parser(
+        "apiserver",
+        help="run the embedded Kubernetes-compatible API server (SQLite), for trying lbipam and for tests",
+        description="Serve a small Kubernetes-compatible API backed by SQLite. Prints one line "
+        "'apiserver ready <url>' on stdout once it serves; SIGTERM or SIGINT stop it.",
+    )
+    cmd.add_argument(
+        "--port", type=int, default=6443, help="TCP port to listen on; 0 picks a free one (default 6443)"
+    )
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument(
+        "--db",
+        default=":memory:",
+        help="SQLite file that keeps the objects across restarts (default :memory:)",
+    )
+    cmd.add_argument("--kubeconfig-out", type=Path, help="write a kubeconfig for this server to this file")
+    cmd.add_argument(
+        "--service-cidr",
+        default="10.96.0.0/16,fd00:10:96::/112",
+        help="Service cluster IP ranges, comma-separated, primary family first "
+        "(default 10.96.0.0/16,fd00:10:96::/112: dual-stack, IPv4 primary)",
+    )
+    cmd.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a generated certificate and a bearer token"
+    )
+    cmd.add_argument(
+        "--history", type=int, default=10000, help="watch events kept for resuming watches (default 10000)"
+    )
+    cmd.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=5.0,
+        help="seconds between watch BOOKMARK events (default 5)",
+    )
+    cmd.add_argument(
+        "--log-level", default="WARNING", help="logging level of the logs on stderr (default WARNING)"
+    )
+    cmd.set_defaults(run=_cmd_apiserver)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "crds", help="print the CustomResourceDefinitions (YAML), generated from the models"
     )
     crds.set_defaults(run=_cmd_crds)
+    _add_apiserver(sub)
     return parser
 
 

@@ -1,0 +1,147 @@
+"""The aiohttp application of the embedded server: routing, authentication, errors as Status.
+
+One catch-all route dispatches by path: discovery and OpenAPI documents (built by `discovery.py`
+and `openapi.py`), health checks, the fault-injection endpoint, and resource URLs (handed to
+`handlers.py`). Middleware checks the bearer token in TLS mode and turns every error into a
+Kubernetes `Status` body: the `StatusError`s the pipeline raises, aiohttp's own HTTP errors, and,
+as a last resort, any unexpected exception as a 500 (logged with its traceback). Built by
+`server.py`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from lbipam.apiserver import discovery, openapi
+from lbipam.apiserver.errors import NO_RESOURCE, StatusError
+from lbipam.apiserver.faults import Faults
+from lbipam.apiserver.handlers import ResourceHandlers, decode, json_response, media_type, read_body
+from lbipam.apiserver.registry import Registry
+from lbipam.apiserver.routing import Discovery, Target, resolve
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAULTS_PATH = "/debug/lbipam/faults"
+HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+
+
+def status_response(error: StatusError) -> web.Response:
+    response = json_response(error.to_status(), error.code)
+    retry = error.details.get("retryAfterSeconds")
+    if retry is not None:
+        response.headers["Retry-After"] = str(retry)
+    return response
+
+
+def make_app(
+    registry: Registry, resources: ResourceHandlers, faults: Faults, token: str | None
+) -> web.Application:
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StatusError as exc:
+            return status_response(exc)
+        except web.HTTPException as exc:  # aiohttp's own, e.g. a malformed request
+            return status_response(StatusError(exc.status, exc.reason or exc.text or "request failed"))
+        except Exception as exc:
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            return status_response(StatusError(500, f"Internal error occurred: {type(exc).__name__}: {exc}"))
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if token is not None and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return status_response(StatusError(401, "Unauthorized"))
+        return await handler(request)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path == FAULTS_PATH:
+            return await _faults(request, faults)
+        if path.rstrip("/") in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
+            return web.Response(text="ok", content_type="text/plain")
+        target = resolve(registry, path)
+        if isinstance(target, Target):
+            return await resources.handle(request, target)
+        if request.method not in ("GET", "HEAD"):
+            if target is None and not _is_document(path):
+                raise StatusError(404, NO_RESOURCE, details={})
+            raise StatusError(405, "the server does not allow this method on the requested resource")
+        if isinstance(target, Discovery):
+            return _discovery(request, registry, target)
+        if path == "/openapi/v2" and not _accepts_json(request.headers.get("Accept", "")):
+            # kubectl asks for protobuf only; 406 makes client-go move on instead of parsing JSON.
+            raise StatusError(406, "only application/json is served here")
+        document = _document(registry, path)
+        if document is None:
+            raise StatusError(404, NO_RESOURCE, details={})
+        return json_response(document)
+
+    app = web.Application(middlewares=[errors, authenticate], client_max_size=4 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+def _accepts_json(accept: str) -> bool:
+    if not accept.strip():
+        return True
+    types = {part.split(";")[0].strip() for part in accept.split(",")}
+    return bool(types & {"application/json", "application/*", "*/*"})
+
+
+def _is_document(path: str) -> bool:
+    return path == "/version" or path.startswith("/openapi/")
+
+
+def _document(registry: Registry, path: str) -> dict[str, Any] | None:
+    """/version and the OpenAPI documents."""
+    rtypes = registry.all()
+    if path.rstrip("/") == "/version":
+        return discovery.version_info()
+    if path == "/openapi/v2":
+        return openapi.openapi_v2(rtypes)
+    if path.rstrip("/") == "/openapi/v3":
+        return openapi.openapi_v3_index(rtypes)
+    if path.startswith("/openapi/v3/"):
+        gv = path.removeprefix("/openapi/v3/").strip("/")
+        gv = gv.removeprefix("apis/") if gv.startswith("apis/") else gv.removeprefix("api/")
+        return openapi.openapi_v3_group(gv, rtypes)
+    return None
+
+
+def _discovery(request: web.Request, registry: Registry, target: Discovery) -> web.Response:
+    rtypes = registry.all()
+    if target.group is None:
+        if "as=APIGroupDiscoveryList" in request.headers.get("Accept", ""):
+            aggregated = discovery.aggregated_discovery(rtypes, target.core)
+            if aggregated is not None:
+                version = str(aggregated.get("apiVersion", "apidiscovery.k8s.io/v2")).rpartition("/")[2]
+                response = json_response(aggregated)
+                response.headers["Content-Type"] = (
+                    f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                )
+                return response
+        if target.core:
+            return json_response(discovery.core_api_versions(request.host))
+        return json_response(discovery.api_group_list(rtypes))
+    if target.version is None:
+        for group in discovery.api_group_list(rtypes).get("groups", []):
+            if group.get("name") == target.group:
+                return json_response({"kind": "APIGroup", "apiVersion": "v1", **group})
+        raise StatusError(404, NO_RESOURCE, details={})
+    group_version = f"{target.group}/{target.version}" if target.group else target.version
+    return json_response(discovery.api_resource_list(group_version, rtypes))
+
+
+async def _faults(request: web.Request, faults: Faults) -> web.Response:
+    if request.method == "GET":
+        return json_response({"pending": faults.pending()})
+    if request.method != "POST":
+        raise StatusError(405, "the server does not allow this method on the requested resource")
+    return json_response(faults.apply(decode(await read_body(request), media_type(request))))

@@ -1,0 +1,145 @@
+"""`EmbeddedAPIServer`: the embedded Kubernetes-compatible API server, as one object to start and stop.
+
+Wires the store, the registry, the kind strategies, the write pipeline, reads, watches, fault
+injection and the aiohttp application; seeds the namespaces a cluster starts with; restores Service
+allocations and CRD-defined kinds from the database. Used by `main.py` (`lbipam apiserver`) and,
+in process, by the tests' fixtures:
+
+    server = EmbeddedAPIServer(db=":memory:", port=0)
+    await server.start()            # server.url == "http://127.0.0.1:PORT"
+    server.write_kubeconfig(path)
+    await server.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from lbipam.apiserver import kubeconfig, tls
+from lbipam.apiserver.builtins import (
+    ConfigMapStrategy,
+    EndpointSliceStrategy,
+    LeaseStrategy,
+    NamespaceStrategy,
+    NodeStrategy,
+    SecretStrategy,
+)
+from lbipam.apiserver.crd import CRDStrategy
+from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.events import EventStrategy
+from lbipam.apiserver.faults import Faults
+from lbipam.apiserver.handlers import ResourceHandlers
+from lbipam.apiserver.http import make_app
+from lbipam.apiserver.objects import Objects
+from lbipam.apiserver.reads import Reads
+from lbipam.apiserver.registry import Registry
+from lbipam.apiserver.services import ServiceStrategy
+from lbipam.apiserver.store import Store
+from lbipam.apiserver.strategy import Strategy, WriteOptions
+from lbipam.apiserver.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_CIDR = "10.96.0.0/16,fd00:10:96::/112"
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class EmbeddedAPIServer:
+    def __init__(
+        self,
+        db: str = ":memory:",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        service_cidr: str = DEFAULT_SERVICE_CIDR,
+        history: int = 10000,
+        tls: bool = False,
+        bookmark_interval: float = 5.0,
+        watch_queue: int = 1000,
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.bookmark_interval = bookmark_interval
+        self.token: str | None = secrets.token_urlsafe(32) if tls else None
+        self.ca_pem: bytes | None = None
+        self.url = ""
+        self.registry = Registry()
+        self.store = Store(db, history)
+        self.hub = WatchHub()
+        self.store.listeners.append(self.hub.dispatch)
+        self.faults = Faults(self.hub, self.store)
+        cidrs = [c.strip() for c in service_cidr.split(",") if c.strip()]
+        self.services = ServiceStrategy(cidrs)
+        self.crds = CRDStrategy(self.registry, self.hub, self.store)
+        strategies: dict[str, Strategy] = {
+            "/namespaces": NamespaceStrategy(),
+            "/nodes": NodeStrategy(),
+            "/services": self.services,
+            "/secrets": SecretStrategy(),
+            "/configmaps": ConfigMapStrategy(),
+            "/events": EventStrategy(),
+            "discovery.k8s.io/endpointslices": EndpointSliceStrategy(),
+            "coordination.k8s.io/leases": LeaseStrategy(),
+            "apiextensions.k8s.io/customresourcedefinitions": self.crds,
+        }
+        self.crds.strategies = strategies
+        self.objects = Objects(self.store, self.registry, strategies)
+        self.reads = Reads(self.objects, watch_queue)
+        self._runner: web.AppRunner | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+
+    async def start(self) -> None:
+        """Open the database, restore state, and serve; returns once the port accepts requests."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # e.g. the port is taken: release the database and its thread
+            raise
+
+    async def _start(self) -> None:
+        self.store.open()
+        self.services.rebuild(self.store.items("/services"))
+        self.crds.restore(self.store.items(self.crds.key))
+        for name in INITIAL_NAMESPACES:
+            if self.store.latest("/namespaces", "", name) is None:
+                ns_type = self.registry.get("", "v1", "namespaces")
+                assert ns_type is not None
+                await self.objects.create(
+                    ns_type, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
+                )
+        handlers = ResourceHandlers(self.objects, self.reads, self.hub, self.faults, self.bookmark_interval)
+        app = make_app(self.registry, handlers, self.faults, self.token)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        ssl_context = None
+        if self.tls:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="lbipam-apiserver-")
+            ssl_context, self.ca_pem = tls.server_context(Path(self._tempdir.name), self.host)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_context)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.port = int(bound[1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        log.info("apiserver serving url=%s db=%s", self.url, self.store.path)
+
+    async def stop(self) -> None:
+        """Close every watch, stop serving, finish pending writes and close the database."""
+        self.hub.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.objects.close()
+        await self.store.close()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        """A kubeconfig for this server (TLS: the CA certificate and the bearer token)."""
+        if not self.url:
+            raise StatusError(503, "the server is not started")
+        return kubeconfig.write(Path(path), self.url, self.ca_pem, self.token)

@@ -1,0 +1,65 @@
+"""Shared fixtures: an embedded API server per test, its kubeconfig, and lbipam's CRDs applied to it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from lbipam.apiserver.server import EmbeddedAPIServer
+from tests.helpers import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[EmbeddedAPIServer]:
+    """An embedded API server on a free port with an in-memory database, stopped after the test."""
+    server = EmbeddedAPIServer(db=":memory:", port=0, bookmark_interval=0.5)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def kubeconfig(apiserver: EmbeddedAPIServer, tmp_path: Path) -> Path:
+    """A kubeconfig file for the `apiserver` fixture."""
+    return apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    paths = sorted((ROOT / "crds").glob("*.yaml")) + sorted((ROOT / "crds" / "thirdparty").glob("*.yaml"))
+    return [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.fixture
+async def lbipam_crds(apiserver: EmbeddedAPIServer) -> list[str]:
+    """Apply every crds/*.yaml and crds/thirdparty/*.yaml over HTTP; wait until each is Established."""
+    names = []
+    async with aiohttp.ClientSession(apiserver.url) as session:
+        for doc in crd_documents():
+            async with session.post(
+                CRD_PATH, data=json.dumps(doc), headers={"Content-Type": "application/json"}
+            ) as r:
+                assert r.status == 201, await r.text()
+            names.append(doc["metadata"]["name"])
+
+        async def established() -> bool:
+            for name in names:
+                async with session.get(f"{CRD_PATH}/{name}") as r:
+                    crd = await r.json()
+                conditions = crd.get("status", {}).get("conditions", [])
+                if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                    return False
+            return True
+
+        await eventually(established, timeout=10)
+    return names
