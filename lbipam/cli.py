@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Command = Callable[[argparse.Namespace], int]
+LB_CLASS = "lbipam.io/bgp"  # kept here (not imported) so that `lbipam --help` imports nothing heavy
 
 
 def _cmd_crds(args: argparse.Namespace) -> int:
@@ -64,6 +65,54 @@ def _add_apiserver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     cmd.set_defaults(run=_cmd_apiserver)
 
 
+def _cmd_controller(args: argparse.Namespace) -> int:
+    from lbipam.controllers.main import run
+
+    return run(args)
+
+
+def _add_kubeconfig(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file of the cluster (default: $KUBECONFIG, else the in-cluster config, "
+        "else ~/.kube/config)",
+    )
+
+
+def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = sub.add_parser(
+        "controller",
+        help="run the controller: LoadBalancer IPs and PodCIDRs (leader-elected)",
+        description="Give every Service of type LoadBalancer an IP from the LoadBalancerIPPools that "
+        "select it, and write pool status, Service status, conditions and Events. Several replicas "
+        "elect a leader on a Lease; only the leader writes.",
+    )
+    _add_kubeconfig(cmd)
+    cmd.add_argument(
+        "--reuse-delay",
+        type=float,
+        default=30.0,
+        help="seconds a released IP is held back before it is handed out again, so the withdraw "
+        "reaches the routers first (default 30)",
+    )
+    cmd.add_argument(
+        "--no-default-class",
+        action="store_true",
+        help=f"handle only Services with spec.loadBalancerClass {LB_CLASS}, not those without a class",
+    )
+    cmd.add_argument(
+        "--no-leader-elect", action="store_true", help="lead at once, without a Lease (one replica only)"
+    )
+    cmd.add_argument("--lease-name", default="lbipam-controller", help="the Lease to elect a leader on")
+    cmd.add_argument(
+        "--lease-namespace", help="namespace of the Lease (default: $POD_NAMESPACE, else default)"
+    )
+    cmd.add_argument("--identity", help="this replica's name in the Lease (default: hostname-pid)")
+    cmd.add_argument("--concurrency", type=int, default=8, help="API writes in flight at once (default 8)")
+    cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    cmd.set_defaults(run=_cmd_controller)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lbipam",
@@ -75,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crds.set_defaults(run=_cmd_crds)
     _add_apiserver(sub)
+    _add_controller(sub)
     return parser
 
 

@@ -237,3 +237,23 @@ def test_allocations_lists_everything_in_address_order() -> None:
     pool.allocate("b", "192.0.2.50")
     pool.allocate("a", "192.0.2.7")
     assert [(str(n), o) for n, o in pool.allocations()] == [("192.0.2.7/32", "a"), ("192.0.2.50/32", "b")]
+
+
+class TestRebuildSupport:
+    def test_a_rolled_back_allocation_is_free_at_once(self) -> None:
+        pool = Allocator(["192.0.2.0/31"], prefixlen=32, reuse_delay=30.0)
+        first = pool.allocate("a")
+        pool.release(first, now=1.0, quarantine=False)
+        assert (pool.quarantined, pool.allocate("b", now=1.0)) == (0, first)
+
+    def test_holds_carry_over_to_a_rebuilt_allocator(self) -> None:
+        old = Allocator(["192.0.2.0/30"], prefixlen=32, reuse_delay=30.0)
+        old.release(old.allocate("a"), now=10.0)
+        new = Allocator(["192.0.2.0/29"], prefixlen=32, reuse_delay=30.0)
+        for net, until, owner in old.held_back():
+            new.hold_back(net, until, owner)
+        assert [(str(n), u, o) for n, u, o in new.held_back()] == [("192.0.2.0/32", 40.0, "a")]
+        assert new.allocate("b", now=39.0) == netaddr.IPNetwork("192.0.2.1/32")
+        with pytest.raises(AddressInUse, match="held back"):
+            new.allocate("b", "192.0.2.0", now=39.0)
+        assert new.allocate("a", "192.0.2.0", now=39.0) == netaddr.IPNetwork("192.0.2.0/32")

@@ -230,17 +230,18 @@ class Allocator:
         self._owners[first] = owner
         return self._network(first)
 
-    def release(self, prefix: PrefixSpec, *, now: float = 0.0) -> str | None:
+    def release(self, prefix: PrefixSpec, *, now: float = 0.0, quarantine: bool = True) -> str | None:
         """Release a prefix; returns its owner, or None if it was not allocated (a no-op).
 
-        With a reuse delay the prefix is free again at `now + reuse_delay`.
+        With a reuse delay the prefix is free again at `now + reuse_delay`; `quarantine=False`
+        frees it at once (an allocation rolled back before anyone saw it).
         """
         self._expire(now)
         unit = self._unit_of(prefix, exact=True)
         owner = self._owners.pop(unit, None)
         if owner is None:
             return None
-        if self.reuse_delay > 0:
+        if self.reuse_delay > 0 and quarantine:
             until = now + self.reuse_delay
             self._quarantine[unit] = (until, owner)
             heapq.heappush(self._expiries, (until, unit))
@@ -270,6 +271,21 @@ class Allocator:
         """Every allocated prefix and its owner, in address order."""
         for unit in sorted(self._owners):
             yield self._network(unit), self._owners[unit]
+
+    def held_back(self) -> Iterator[tuple[netaddr.IPNetwork, float, str]]:
+        """Every prefix the reuse delay holds: (prefix, free again at, last owner)."""
+        for unit, (until, owner) in sorted(self._quarantine.items()):
+            yield self._network(unit), until, owner
+
+    def hold_back(self, prefix: PrefixSpec, until: float, owner: str) -> None:
+        """Put a free prefix under the reuse delay until `until` (carries a hold across a rebuild)."""
+        unit = self._unit_of(prefix, exact=True)
+        if unit in self._owners or unit in self._quarantine:
+            raise AddressInUse(f"{self._network(unit)} is not free", owner=self._owners.get(unit))
+        self._check_allocatable(unit)
+        self._take(unit)
+        self._quarantine[unit] = (until, owner)
+        heapq.heappush(self._expiries, (until, unit))
 
     def expire(self, now: float) -> None:
         """Return every prefix whose reuse delay ended by `now` to the free space."""

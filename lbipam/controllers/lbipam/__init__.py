@@ -1,0 +1,1 @@
+"""The LB-IPAM controller: gives Services of type LoadBalancer IPs from LoadBalancerIPPools."""

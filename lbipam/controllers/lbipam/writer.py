@@ -1,0 +1,142 @@
+"""Applies the LB-IPAM planner's decisions: Service status, annotation and Events; pool status.
+
+The thin executor of the LB-IPAM controller. Each write is computed when it runs, from the
+informer's newest copy of the object, and made only when something changed (merge patches
+through `StatusWriter`). Work is serialised per object and parallel across objects
+(`KeyedExecutor`); Events planned for one Service are never dropped when its writes coalesce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from lbipam.controllers.executor import KeyedExecutor
+from lbipam.core.conditions import set_condition
+from lbipam.core.lbplanner import PlannedEvent, ServicePlan
+from lbipam.core.lbstatus import PoolStatusPlan
+from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
+from lbipam.k8s.errors import KubeError, NotFound
+from lbipam.k8s.events import EventRecorder
+from lbipam.k8s.informer import Informer
+from lbipam.k8s.logs import KVLog
+from lbipam.k8s.resources import LBPOOLS, SERVICES
+from lbipam.k8s.status import StatusWriter
+from lbipam.k8s.times import now as wall_clock
+
+Obj = dict[str, Any]
+_log = KVLog("lbipam.controller.lbipam")
+
+
+def service_fragment(plan: ServicePlan, obj: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The status merge patch that makes `obj` carry `plan` ({} when it already does)."""
+    status = obj.get("status") or {}
+    current = status.get("conditions") or []
+    ips = [i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or []]
+    fragment: dict[str, Any] = {}
+    if plan.manage:
+        if ips != list(plan.ingress):
+            fragment["loadBalancer"] = {"ingress": [{"ip": ip} for ip in plan.ingress] or None}
+        if plan.condition is not None:
+            c = plan.condition
+            generation = (obj.get("metadata") or {}).get("generation")
+            wanted = set_condition(
+                current, CONDITION_SATISFIED, c.status, c.reason, c.message, generation, now
+            )
+            if wanted != current:
+                fragment["conditions"] = wanted
+        return fragment
+    if plan.clear_ingress and ips:
+        fragment["loadBalancer"] = {"ingress": None}
+    others = [c for c in current if c.get("type") != CONDITION_SATISFIED]
+    if len(others) != len(current):
+        fragment["conditions"] = others or None
+    return fragment
+
+
+def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    status = obj.get("status") or {}
+    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    for type_, c in plan.conditions:
+        conditions = set_condition(
+            conditions, type_, c.status, c.reason, c.message, plan.observed_generation, now
+        )
+    return {"observedGeneration": plan.observed_generation, "conditions": conditions, **plan.counts}
+
+
+class LBWriter:
+    def __init__(
+        self,
+        services: Informer,
+        pools: Informer,
+        status: StatusWriter,
+        recorder: EventRecorder,
+        executor: KeyedExecutor,
+        clock: Callable[[], datetime] = wall_clock,
+    ) -> None:
+        self.services = services
+        self.pools = pools
+        self.status = status
+        self.recorder = recorder
+        self.executor = executor
+        self.clock = clock
+        self._plans: dict[str, ServicePlan] = {}
+        self._events: dict[str, list[PlannedEvent]] = {}
+        self._pool_plans: dict[str, PoolStatusPlan] = {}
+        self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
+
+    def service(self, plan: ServicePlan, last_seen: Obj | None = None) -> None:
+        """Make the Service carry `plan` (soon, once, in order with its earlier plans)."""
+        self._plans[plan.key] = plan
+        if plan.events:
+            self._events.setdefault(plan.key, []).extend(plan.events)
+        if last_seen is not None:
+            self._last_seen[plan.key] = last_seen
+        self.executor.submit(f"service:{plan.key}", lambda: self._write_service(plan.key))
+
+    def pool(self, plan: PoolStatusPlan) -> None:
+        self._pool_plans[plan.name] = plan
+        self.executor.submit(f"pool:{plan.name}", lambda: self._write_pool(plan.name))
+
+    async def _write_service(self, key: str) -> None:
+        plan = self._plans.pop(key, None)
+        events = self._events.pop(key, [])
+        namespace, name = key.split("/", 1)
+        obj = self.services.get(namespace, name)
+        target = obj or self._last_seen.pop(key, None)
+        if obj is not None and plan is not None:
+            fragment = service_fragment(plan, obj, self.clock())
+            annotation = ",".join(plan.allocated_from) if plan.manage and plan.allocated_from else None
+            try:
+                await asyncio.gather(
+                    self._patch_status(obj, fragment),
+                    self.status.patch_metadata(
+                        SERVICES, obj, annotations={ANNOTATION_ALLOCATED_FROM: annotation}
+                    ),
+                )
+            except NotFound:
+                return  # deleted meanwhile: its DELETED event brings the release
+        for event in events:
+            if target is not None:
+                await self.recorder.record(
+                    target, event.reason, event.note, type=event.type, resource=SERVICES
+                )
+
+    async def _patch_status(self, obj: Obj, fragment: dict[str, Any]) -> None:
+        if fragment:
+            await self.status.patch_status(SERVICES, obj, fragment)
+
+    async def _write_pool(self, name: str) -> None:
+        plan = self._pool_plans.pop(name, None)
+        obj = self.pools.get(None, name)
+        if plan is None or obj is None:
+            return
+        try:
+            await self.status.patch_status(LBPOOLS, obj, pool_fragment(plan, obj, self.clock()))
+        except NotFound:
+            return
+        except KubeError as err:
+            _log.warning("pool status not written", pool=name, error=str(err))
+            raise

@@ -1,0 +1,47 @@
+"""`lbipam controller`: connect, then run `ControllerApp` until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from dataclasses import replace
+
+from lbipam.controllers.app import ControllerApp, LeaderOptions
+from lbipam.controllers.lbipam.controller import LBOptions
+from lbipam.k8s.client import connect
+from lbipam.k8s.tasks import Tasks, run_until_signal
+
+
+def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
+    lb = LBOptions(
+        default_class=not args.no_default_class,
+        reuse_delay=args.reuse_delay,
+        concurrency=args.concurrency,
+    )
+    leader = replace(LeaderOptions(), enabled=not args.no_leader_elect, lease_name=args.lease_name)
+    if args.lease_namespace:
+        leader = replace(leader, lease_namespace=args.lease_namespace)
+    if args.identity:
+        leader = replace(leader, identity=args.identity)
+    return lb, leader
+
+
+async def serve(args: argparse.Namespace) -> None:
+    kube = await connect(args.kubeconfig)
+    lb, leader = options(args)
+    app = ControllerApp(kube, lb, leader)
+    try:
+        await run_until_signal(lambda tasks: _start(tasks, app))
+    finally:
+        await kube.close()
+
+
+def _start(tasks: Tasks, app: ControllerApp) -> None:
+    tasks.start("controller", app.run())
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(args))
+    return 0

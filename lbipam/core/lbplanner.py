@@ -1,0 +1,399 @@
+"""The LB-IPAM planner: Service and pool views in, a plan per Service out.
+
+The planner holds the allocators (through `lbpools`) and the book of holdings (`lbholdings`),
+and decides for one Service at a time which IPs it keeps, gets or loses, with the condition and
+the Events that say why (DESIGN.md "Services"; the semantics are written out in README.md). It
+does no I/O: the controller's executor turns a `ServicePlan` into status writes and Events.
+Start-up order is the caller's duty: `set_pools`, then `import_service` for every Service, then
+`plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netaddr import IPAddress
+
+from lbipam.core.allocator import AddressInUse, AllocatorError, OutOfRange, PoolExhausted
+from lbipam.core.lbholdings import Book, Holding, canonical
+from lbipam.core.lbpools import PoolState, ordered, rebuild
+from lbipam.core.lbviews import REQUIRE_DUAL_STACK, CurrentCondition, PoolView, ServiceView
+from lbipam.core.sharing import ShareInfo, first_refusal
+
+SATISFIED = "Satisfied"
+NO_POOL = "NoPool"
+POOL_SELECTOR_MISMATCH = "PoolSelectorMismatch"
+OUT_OF_IPS = "OutOfIPs"
+ALREADY_ALLOCATED = "AlreadyAllocated"
+INVALID_REQUEST = "InvalidRequest"
+
+FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    type: str  # Normal | Warning
+    reason: str  # IPAllocated | IPReleased | AllocationFailed
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    """What the Service should carry. `manage=False`: lbipam lets go of it (remove our condition
+    and annotation; clear the ingress when `clear_ingress`)."""
+
+    key: str
+    manage: bool = True
+    ingress: tuple[str, ...] = ()
+    allocated_from: tuple[str, ...] = ()
+    condition: CurrentCondition | None = None
+    clear_ingress: bool = False
+    events: tuple[PlannedEvent, ...] = ()
+
+
+class LBPlanner:
+    def __init__(self, reuse_delay: float = 30.0) -> None:
+        self.reuse_delay = reuse_delay
+        self.pools: dict[str, PoolState] = {}
+        self.book = Book()
+        self.waiting: set[str] = set()  # Services not (fully) satisfied, retried when space frees
+        self.freed = False  # an address became free since the caller last reset this
+        self._import_notes: dict[str, str] = {}
+
+    # ---- pools --------------------------------------------------------------------------
+    def set_pools(self, views: Iterable[PoolView], now: float) -> None:
+        """Take a new set of pools; holdings follow their addresses into the rebuilt pools."""
+        previous = self.pools
+        self.pools = rebuild(views, previous, self.reuse_delay)
+        for holding in list(self.book.holdings.values()):
+            old = previous.get(holding.pool) if holding.pool else None
+            new = self.pools.get(holding.pool) if holding.pool else None
+            if old is not None and new is not None and new.allocators is old.allocators and new.serving:
+                continue  # same allocator: the address is still allocated there
+            self._rehome(holding, now)
+        self.freed = True
+
+    def _serving_pool_of(self, ip: str, family: int) -> PoolState | None:
+        return next((s for s in self.pools.values() if s.serving and s.contains(ip, family)), None)
+
+    def _rehome(self, holding: Holding, now: float) -> None:
+        home = self._serving_pool_of(holding.ip, holding.family)
+        owner = next(iter(holding.holders))
+        if home is not None:
+            try:
+                home.allocators[holding.family].allocate(owner, holding.ip, now=now)
+            except (AllocatorError, ValueError):
+                home = None
+        holding.pool = home.name if home is not None else None
+        if home is not None:
+            holding.kept = False
+
+    # ---- start-up -----------------------------------------------------------------------
+    def import_service(self, view: ServiceView, now: float) -> None:
+        """Register the IPs a Service already carries, before anything new is allocated."""
+        if not view.handled:
+            return
+        info = ShareInfo.of(view)
+        for text in view.ingress:
+            parsed = canonical(text)
+            if parsed is None or parsed[1] in self.book.of(view.key):
+                continue
+            ip, family = parsed
+            holding = self.book.holdings.get(ip)
+            if holding is not None:
+                refusal = first_refusal(info, list(holding.holders.values()), ip)
+                if refusal is None:
+                    self.book.join(holding, info)
+                else:
+                    self._import_notes[view.key] = f"{refusal.message}; it keeps the IP, this Service moves"
+                continue
+            holding = Holding(ip, family, None, kept=True)
+            self.book.join(holding, info)
+            self._rehome(holding, now)
+
+    # ---- planning -----------------------------------------------------------------------
+    def plan(self, view: ServiceView, now: float) -> ServicePlan:
+        """Decide the IPs of one Service (handled or not) and say why."""
+        if not view.handled:
+            return self.forget(view.key, now, view)
+        events: list[PlannedEvent] = []
+        note = self._import_notes.pop(view.key, None)
+        if note:
+            events.append(PlannedEvent("Warning", "AllocationFailed", note))
+        wanted, failure = self._wanted(view)
+        if failure is not None:  # a request we cannot read: keep what the Service has
+            return self._result(view, self.book.of(view.key), [failure], events)
+        info = ShareInfo.of(view)
+        held = self.book.of(view.key)
+        for family, ip in held.items():
+            if family not in wanted or not self._may_keep(view, info, family, ip, wanted[family]):
+                self._release(view.key, ip, now, events)
+        got: dict[int, str] = {}
+        failures: list[Failure] = []
+        for family, requested in wanted.items():
+            kept = self.book.of(view.key).get(family)
+            if kept is not None:
+                self.book.update(self.book.holdings[kept], info)
+                got[family] = kept
+                continue
+            taken = self._take(view, info, family, requested, now)
+            if isinstance(taken, Failure):
+                failures.append(taken)
+            else:
+                got[family] = taken
+                events.append(PlannedEvent("Normal", "IPAllocated", f"{taken} {self._origin(taken)}"))
+        if failures and view.policy == REQUIRE_DUAL_STACK and got:
+            self._roll_back(view.key, got, held, now, events)
+            got = {}
+        return self._result(view, got, failures, events)
+
+    def forget(self, key: str, now: float, view: ServiceView | None = None) -> ServicePlan:
+        """A Service that is gone or no longer handled: release its IPs."""
+        events: list[PlannedEvent] = []
+        for ip in self.book.of(key).values():
+            self._release(key, ip, now, events)
+        self.waiting.discard(key)
+        self._import_notes.pop(key, None)
+        ours = view is not None and (view.condition is not None or view.marked or bool(events))
+        return ServicePlan(key, manage=False, clear_ingress=ours, events=tuple(events))
+
+    # ---- keeping and taking -------------------------------------------------------------
+    def _may_keep(
+        self, view: ServiceView, info: ShareInfo, family: int, ip: str, requested: str | None
+    ) -> bool:
+        holding = self.book.holdings.get(ip)
+        if holding is None or (requested is not None and requested != ip):
+            return False
+        if holding.pool is None:
+            return holding.kept  # an orphan from start-up stays until a pool takes it in
+        state = self.pools.get(holding.pool)
+        if state is None or not state.serving or state.accepted is None or not state.accepted.selects(view):
+            return False
+        if view.pools is not None and holding.pool not in view.pools:
+            return False
+        return first_refusal(info, holding.others(view.key), ip) is None
+
+    def _take(
+        self, view: ServiceView, info: ShareInfo, family: int, requested: str | None, now: float
+    ) -> str | Failure:
+        if requested is not None:
+            return self._take_requested(view, info, family, requested, now)
+        pools = self._eligible(view, family)
+        if isinstance(pools, Failure):
+            return pools
+        if info.key is not None:
+            for holding in self.book.shared_under(info.key, family):
+                if holding.pool in {p.name for p in pools} and not first_refusal(
+                    info, holding.others(view.key), holding.ip
+                ):
+                    self.book.join(holding, info)
+                    return holding.ip
+        for state in pools:
+            try:
+                net = state.allocators[family].allocate(view.key, now=now)
+            except PoolExhausted:
+                continue
+            return self._hold(str(net.ip), family, state.name, info)
+        names = ", ".join(p.name for p in pools)
+        return Failure(OUT_OF_IPS, f"no free {FAMILY_NAME[family]} address in pool(s) {names}")
+
+    def _take_requested(
+        self, view: ServiceView, info: ShareInfo, family: int, ip: str, now: float
+    ) -> str | Failure:
+        source = view.requested_from
+        holding = self.book.holdings.get(ip)
+        state = self._serving_pool_of(ip, family)
+        if state is None or state.accepted is None:
+            return Failure(NO_POOL, f"{ip} ({source}) lies in no pool{self._why_not_serving(ip, family)}")
+        mismatch = self._mismatch(view, state, ip, source)
+        if mismatch is not None:
+            return mismatch
+        if holding is not None:
+            refusal = first_refusal(info, holding.others(view.key), ip)
+            if refusal is not None:
+                return Failure(refusal.reason, f"{refusal.message} ({source})")
+            self.book.join(holding, info)
+            return ip
+        if state.accepted.disabled:
+            return Failure(NO_POOL, f"{ip} ({source}) is in pool {state.name}, which is disabled")
+        try:
+            state.allocators[family].allocate(view.key, ip, now=now)
+        except AddressInUse as err:
+            return Failure(ALREADY_ALLOCATED, f"{ip} ({source}): {err}")
+        except OutOfRange as err:
+            return Failure(INVALID_REQUEST, f"{ip} ({source}): {err}")
+        return self._hold(ip, family, state.name, info)
+
+    def _mismatch(self, view: ServiceView, state: PoolState, ip: str, source: str) -> Failure | None:
+        assert state.accepted is not None
+        if view.pools is not None and state.name not in view.pools:
+            pins = ", ".join(view.pools)
+            return Failure(
+                POOL_SELECTOR_MISMATCH,
+                f"{ip} ({source}) is in pool {state.name}, not in lbipam.io/pool ({pins})",
+            )
+        if not state.accepted.selects(view):
+            return Failure(
+                POOL_SELECTOR_MISMATCH,
+                f"{ip} ({source}) is in pool {state.name}, whose selectors do not select this Service",
+            )
+        return None
+
+    def _why_not_serving(self, ip: str, family: int) -> str:
+        address = int(IPAddress(ip))
+        for state in self.pools.values():
+            blocks = state.accepted.blocks_of(family) if state.accepted is not None else ()
+            if state.loses_to is not None and any(b.first <= address <= b.last for b in blocks):
+                older = state.loses_to[0]
+                return f" that serves: pool {state.name} overlaps older pool {older} and serves nothing"
+        return ""
+
+    def _eligible(self, view: ServiceView, family: int) -> list[PoolState] | Failure:
+        if view.pools is not None:
+            unknown = [p for p in view.pools if p not in self.pools]
+            if len(unknown) == len(view.pools):
+                return Failure(NO_POOL, f"lbipam.io/pool names no existing pool ({', '.join(unknown)})")
+        candidates = [
+            s
+            for s in ordered(self.pools.values())
+            if s.can_allocate()
+            and family in s.allocators
+            and (view.pools is None or s.name in view.pools)
+            and (view.pools is not None or (s.accepted is not None and s.accepted.auto_assign))
+        ]
+        selecting = [s for s in candidates if s.accepted is not None and s.accepted.selects(view)]
+        if selecting:
+            return selecting
+        what = FAMILY_NAME[family]
+        if candidates and view.pools is not None:
+            names = ", ".join(s.name for s in candidates)
+            return Failure(
+                POOL_SELECTOR_MISMATCH, f"pool(s) {names} named in lbipam.io/pool do not select this Service"
+            )
+        if candidates:
+            return Failure(NO_POOL, f"no {what} pool selects this Service")
+        return Failure(NO_POOL, f"no enabled pool with {what} addresses is available to this Service")
+
+    def _hold(self, ip: str, family: int, pool: str, info: ShareInfo) -> str:
+        self.book.join(Holding(ip, family, pool), info)
+        return ip
+
+    def _release(
+        self, key: str, ip: str, now: float, events: list[PlannedEvent], publish: bool = True
+    ) -> None:
+        origin = self._origin(ip)
+        gone = self.book.leave(key, ip)
+        if publish:
+            events.append(PlannedEvent("Normal", "IPReleased", f"{ip} {origin}".rstrip()))
+        if gone is None or gone.pool is None:
+            return
+        state = self.pools.get(gone.pool)
+        allocator = state.allocators.get(gone.family) if state is not None else None
+        if allocator is not None and allocator.contains(ip):
+            allocator.release(ip, now=now, quarantine=publish)
+            self.freed = self.freed or not publish or self.reuse_delay == 0
+
+    def _roll_back(
+        self, key: str, got: dict[int, str], held: dict[int, str], now: float, events: list[PlannedEvent]
+    ) -> None:
+        """RequireDualStack is all or nothing: give back what this plan took or kept."""
+        for family, ip in got.items():
+            fresh = held.get(family) != ip
+            if fresh:
+                events[:] = [
+                    e for e in events if not (e.reason == "IPAllocated" and e.note.startswith(f"{ip} "))
+                ]
+            self._release(key, ip, now, events, publish=not fresh)
+
+    def _origin(self, ip: str) -> str:
+        holding = self.book.holdings.get(ip)
+        return f"(pool {holding.pool})" if holding is not None and holding.pool else ""
+
+    # ---- requests and results -----------------------------------------------------------
+    def _wanted(self, view: ServiceView) -> tuple[dict[int, str | None], Failure | None]:
+        """Family -> requested IP (or None: any), in the Service's family order."""
+        if view.problems:
+            return {}, Failure(INVALID_REQUEST, "; ".join(view.problems))
+        if not view.requested:
+            return dict.fromkeys(view.families), None
+        requested: dict[int, str | None] = {}
+        for text in view.requested:
+            parsed = canonical(text.strip())
+            if parsed is None:
+                return {}, Failure(
+                    INVALID_REQUEST, f"{view.requested_from}: {text.strip()!r} is not an IP address"
+                )
+            ip, family = parsed
+            if family in requested:
+                return {}, Failure(
+                    INVALID_REQUEST, f"{view.requested_from} asks for two {FAMILY_NAME[family]} addresses"
+                )
+            if family not in view.families:
+                have = ", ".join(FAMILY_NAME[f] for f in view.families)
+                return {}, Failure(
+                    INVALID_REQUEST,
+                    f"{view.requested_from} asks for {ip} but the Service's ipFamilies are {have}",
+                )
+            requested[family] = ip
+        if view.policy == REQUIRE_DUAL_STACK and len(requested) < len(view.families):
+            return {}, Failure(
+                INVALID_REQUEST, f"RequireDualStack: {view.requested_from} must name one IP per family"
+            )
+        return {f: requested[f] for f in view.families if f in requested}, None
+
+    def _result(
+        self, view: ServiceView, got: dict[int, str], failures: list[Failure], events: list[PlannedEvent]
+    ) -> ServicePlan:
+        families = [f for f in view.families if f in got] + [f for f in got if f not in view.families]
+        ips = tuple(got[f] for f in families)
+        pools = tuple(dict.fromkeys(p for ip in ips if (p := self._pool_of(ip))))
+        orphans = [ip for ip in ips if self._pool_of(ip) is None]
+        done = ", ".join(f"{ip} {self._origin(ip)}".rstrip() for ip in ips)
+        if orphans:
+            message = (
+                f"{', '.join(orphans)} lies in no pool that serves it; kept from before the controller "
+                "started and never handed out"
+            )
+            condition = CurrentCondition("False", NO_POOL, message)
+        elif failures and (not ips or view.policy == REQUIRE_DUAL_STACK):
+            condition = CurrentCondition("False", failures[0].reason, "; ".join(f.message for f in failures))
+        elif failures:
+            condition = CurrentCondition(
+                "True", SATISFIED, f"{done}; {'; '.join(f.message for f in failures)}"
+            )
+        else:
+            condition = CurrentCondition("True", SATISFIED, done)
+        if condition.status == "False" and condition != view.condition:
+            events.append(PlannedEvent("Warning", "AllocationFailed", condition.message))
+        if failures:
+            self.waiting.add(view.key)
+        else:
+            self.waiting.discard(view.key)
+        return ServicePlan(view.key, True, ips, pools, condition, False, tuple(events))
+
+    def _pool_of(self, ip: str) -> str | None:
+        holding = self.book.holdings.get(ip)
+        return holding.pool if holding is not None else None
+
+    def expire(self, now: float) -> None:
+        """End the reuse delays due by `now`; sets `freed` when an address came back."""
+        before = sum(a.available for s in self.pools.values() for a in s.allocators.values())
+        for state in self.pools.values():
+            for allocator in state.allocators.values():
+                allocator.expire(now)
+        after = sum(a.available for s in self.pools.values() for a in s.allocators.values())
+        self.freed = self.freed or after > before
+
+    @property
+    def next_expiry(self) -> float | None:
+        """When the earliest reuse delay ends (waiting Services may then be served)."""
+        times = [a.next_expiry for s in self.pools.values() for a in s.allocators.values()]
+        found = [t for t in times if t is not None]
+        return min(found) if found else None

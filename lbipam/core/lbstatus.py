@@ -1,0 +1,66 @@
+"""The status a LoadBalancerIPPool should carry, computed from the planner's pool state. Pure.
+
+Conditions: Ready (Valid / Invalid), Conflict (NoOverlap / Overlap, naming the older pool),
+Exhausted (AddressesFree / NoAddressesFree); exact counts per family as decimal strings (IPv6
+counts exceed int64); observedGeneration. The controller's executor merges the conditions into
+the pool's current ones (keeping lastTransitionTime) and writes only when something changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbipam.core.lbpools import PoolState
+from lbipam.core.lbviews import CurrentCondition
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatusPlan:
+    name: str
+    observed_generation: int
+    conditions: tuple[tuple[str, CurrentCondition], ...]  # (type, condition)
+    counts: dict[str, dict[str, str]]  # "ipv4"/"ipv6" -> {total, used, available}
+
+    @property
+    def exhausted(self) -> bool:
+        return any(t == "Exhausted" and c.status == "True" for t, c in self.conditions)
+
+
+def pool_status(state: PoolState) -> PoolStatusPlan:
+    view = state.view
+    if view.valid:
+        ready = CurrentCondition("True", "Valid", "the spec is valid")
+    elif state.accepted is not None:
+        ready = CurrentCondition(
+            "False",
+            "Invalid",
+            f"{'; '.join(view.problems)}; still serving from the last valid spec "
+            f"(generation {state.accepted.generation})",
+        )
+    else:
+        ready = CurrentCondition("False", "Invalid", f"{'; '.join(view.problems)}; serving nothing")
+    if state.loses_to is not None:
+        older, theirs, ours = state.loses_to
+        conflict = CurrentCondition(
+            "True",
+            "Overlap",
+            f"block {ours} overlaps block {theirs} of pool {older}, which is older: this pool serves nothing",
+        )
+    else:
+        conflict = CurrentCondition("False", "NoOverlap", "no other pool overlaps this one")
+    counts = {}
+    free = []
+    for family in (4, 6):
+        allocator = state.allocators.get(family)
+        total, used, available = (
+            (allocator.total, allocator.used, allocator.available) if allocator else (0, 0, 0)
+        )
+        counts[f"ipv{family}"] = {"total": str(total), "used": str(used), "available": str(available)}
+        if allocator is not None:
+            free.append(f"IPv{family} {available} of {total} available")
+    if state.allocators and all(a.available == 0 for a in state.allocators.values()):
+        exhausted = CurrentCondition("True", "NoAddressesFree", "no free address: " + ", ".join(free))
+    else:
+        exhausted = CurrentCondition("False", "AddressesFree", ", ".join(free) or "serving no addresses")
+    conditions = (("Ready", ready), ("Conflict", conflict), ("Exhausted", exhausted))
+    return PoolStatusPlan(view.name, view.generation, conditions, counts)
