@@ -17,82 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
+from _common import IN_FLIGHT, MERGE, Server, in_parallel, percentile, request
 
-ROOT = Path(__file__).resolve().parent.parent
-IN_FLIGHT = 8
 WATCHERS = 4
 CMS = "/api/v1/namespaces/default/configmaps"
 SVCS = "/api/v1/namespaces/default/services"
-MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-class Server:
-    """`lbipam apiserver` in a child process."""
-
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.process: asyncio.subprocess.Process | None = None
-        self.url = ""
-
-    async def start(self) -> float:
-        """Start it; seconds from spawn to the ready line."""
-        began = time.perf_counter()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lbipam", "apiserver", "--port", "0", "--db", str(self.db),
-            stdout=asyncio.subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = (await self.process.stdout.readline()).decode().strip()
-        if not line.startswith("apiserver ready "):
-            raise SystemExit(f"the server did not start: {line!r}")
-        self.url = line.split()[-1]
-        return time.perf_counter() - began
-
-    async def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            await self.process.wait()
-            self.process = None
-
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def in_parallel(count: int, one: Callable[[int], Awaitable[None]]) -> float:
-    """Run one(0..count-1) with IN_FLIGHT at a time; returns the elapsed seconds."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(count):
-        queue.put_nowait(index)
-
-    async def worker() -> None:
-        while not queue.empty():
-            await one(queue.get_nowait())
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return time.perf_counter() - began
-
-
-async def request(http: aiohttp.ClientSession, method: str, path: str, body: Any, headers: Any = None) -> Any:
-    headers = headers or {"Content-Type": "application/json"}
-    async with http.request(method, path, data=json.dumps(body), headers=headers) as response:
-        payload = await response.json()
-        if response.status >= 300:
-            raise SystemExit(f"{method} {path}: {response.status} {payload.get('message')}")
-        return payload
 
 
 async def phase(server: Server, label: str, count: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -173,11 +109,6 @@ async def fan_out(http: aiohttp.ClientSession, writes: int) -> None:
     print(
         f"  send -> event   p50 {percentile(from_send, 50):7.2f} ms   p99 {percentile(from_send, 99):7.2f} ms"
     )
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 async def main() -> None:

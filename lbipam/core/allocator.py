@@ -4,15 +4,14 @@ Serves both jobs of lbipam: single LoadBalancer IPs (/32, /128) and per-node Pod
 (/24, /120, ...). The controllers hold one Allocator per pool and family.
 
 Everything is kept as integer intervals in *unit space*: unit `u` is the prefix whose first
-address is `u << unit_bits`. Free space is a sorted map of disjoint intervals, so every operation
+address is `u << unit_bits`. Free space is a `FreeMap` of disjoint intervals, so every operation
 is a few O(log n) look-ups no matter how full the pool is, and memory grows with the number of
 allocations and holes, never with the size of the range (a /64 of /128s costs nothing up front).
 
 Addresses the allocator must never hand out are handled two ways:
 - reserved network/broadcast units (at most two per CIDR block) are holes in the free map;
 - "buggy" IPv4 units (holding an address that ends in .0 or .255) recur every 256 addresses, so
-  they are a predicate, not holes: free intervals may contain them but never start or end on
-  one, and intervals separated only by buggy units are merged.
+  they are the free map's "dead" units: a predicate, not holes.
 
 Pure: no clock (callers pass `now`), no I/O.
 """
@@ -24,7 +23,6 @@ import heapq
 from collections.abc import Iterable, Iterator
 
 import netaddr
-from sortedcontainers import SortedDict
 
 from lbipam.core.addresses import (
     BITS,
@@ -35,6 +33,7 @@ from lbipam.core.addresses import (
     parse_block,
     parse_cidr,
 )
+from lbipam.core.freemap import FreeMap
 
 
 class AllocatorError(Exception):
@@ -93,18 +92,18 @@ class Allocator:
         self.reuse_delay = float(reuse_delay)
         self._unit_bits = bits - prefixlen
         # Units per 256 addresses; 0 means "no buggy units" (IPv6, or avoid_buggy off).
-        self._buggy_period = 0
+        buggy_period = 0
         if avoid_buggy and self.version == 4:
             if self._unit_bits > 6:
                 raise ValueError(
                     f"avoid_buggy leaves no /{prefixlen} free: every prefix shorter than /26 "
                     "holds an address ending in .0 or .255"
                 )
-            self._buggy_period = 256 >> self._unit_bits
+            buggy_period = 256 >> self._unit_bits
         self._blocks: list[tuple[int, int, Block]] = []  # (first unit, last unit, block), sorted
         self._block_starts: list[int] = []
         self._reserved: set[int] = set()
-        self._free: SortedDict[int, int] = SortedDict()  # first unit -> last unit, disjoint
+        self._free = FreeMap(buggy_period)
         self._owners: dict[int, str] = {}
         self._quarantine: dict[int, tuple[float, str]] = {}  # unit -> (free again at, last owner)
         self._expiries: list[tuple[float, int]] = []  # heap over _quarantine, lazily pruned
@@ -178,8 +177,8 @@ class Allocator:
         start = lo
         for unit in [*sorted(reserved), hi + 1]:
             if unit > start:
-                self._total += self._count_good(start, unit - 1)
-                self._free_range(start, unit - 1)
+                self._total += self._free.count_live(start, unit - 1)
+                self._free.add(start, unit - 1)
             start = unit + 1
 
     # ---- allocation ---------------------------------------------------------------------
@@ -217,16 +216,12 @@ class Allocator:
         return self._network(unit)
 
     def _allocate_next(self, owner: str) -> netaddr.IPNetwork:
-        if not self._free:
+        first = self._free.pop_lowest()
+        if first is None:
             raise PoolExhausted(
                 f"no free /{self.prefixlen} in {', '.join(str(b) for b in self.blocks)} "
                 f"({self.used} used, {self.quarantined} held by the reuse delay)"
             )
-        first, last = self._free.peekitem(0)
-        del self._free[first]
-        rest = self._next_good(first + 1)
-        if rest <= last:
-            self._free[rest] = last
         self._owners[first] = owner
         return self._network(first)
 
@@ -246,7 +241,7 @@ class Allocator:
             self._quarantine[unit] = (until, owner)
             heapq.heappush(self._expiries, (until, unit))
         else:
-            self._free_range(unit, unit)
+            self._free.add(unit, unit)
         return owner
 
     def owner(self, prefix: PrefixSpec) -> str | None:
@@ -319,41 +314,13 @@ class Allocator:
     def _check_allocatable(self, unit: int) -> None:
         if unit in self._reserved:
             raise OutOfRange(f"{self._network(unit)} is a reserved network or broadcast address")
-        if self._is_buggy(unit):
+        if self._free.is_dead(unit):
             raise OutOfRange(f"{self._network(unit)} ends in .0 or .255 and the pool avoids those")
 
     def _take(self, unit: int) -> None:
-        """Remove one free unit from the free map, splitting its interval."""
-        index = self._free.bisect_right(unit) - 1
-        first, last = self._free.peekitem(index) if index >= 0 else (unit + 1, unit)
-        if not first <= unit <= last:  # defensive: callers checked every other state
+        """Remove one free unit from the free map (callers checked every other state)."""
+        if not self._free.take(unit):
             raise AddressInUse(f"{self._network(unit)} is not free")
-        del self._free[first]
-        left_last = self._prev_good(unit - 1)
-        if first <= left_last:
-            self._free[first] = left_last
-        right_first = self._next_good(unit + 1)
-        if right_first <= last:
-            self._free[right_first] = last
-
-    def _free_range(self, first: int, last: int) -> None:
-        """Add [first, last] to the free map, merging with neighbours across dead gaps."""
-        first, last = self._next_good(first), self._prev_good(last)
-        if first > last:
-            return
-        index = self._free.bisect_right(first) - 1
-        if index >= 0:
-            left_first, left_last = self._free.peekitem(index)
-            if self._count_good(left_last + 1, first - 1) == 0:
-                del self._free[left_first]
-                first = left_first
-        index = self._free.bisect_left(first)
-        if index < len(self._free):
-            right_first, right_last = self._free.peekitem(index)
-            if self._count_good(last + 1, right_first - 1) == 0:
-                del self._free[right_first]
-                last = right_last
-        self._free[first] = last
 
     def _expire(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
@@ -361,7 +328,7 @@ class Allocator:
             held = self._quarantine.get(unit)
             if held is not None and held[0] == until:
                 del self._quarantine[unit]
-                self._free_range(unit, unit)
+                self._free.add(unit, unit)
 
     def _prune_expiries(self) -> None:
         while self._expiries:
@@ -370,36 +337,6 @@ class Allocator:
             if held is not None and held[0] == until:
                 return
             heapq.heappop(self._expiries)
-
-    # Buggy units: with k units per 256 addresses, unit u holds an address ending in .0 when
-    # u % k == 0 and one ending in .255 when u % k == k - 1 (k >= 4, so two good ones sit between).
-    def _is_buggy(self, unit: int) -> bool:
-        k = self._buggy_period
-        return k != 0 and unit % k in (0, k - 1)
-
-    def _next_good(self, unit: int) -> int:
-        k = self._buggy_period
-        if k == 0:
-            return unit
-        r = unit % k
-        return unit + 1 if r == 0 else unit + 2 if r == k - 1 else unit
-
-    def _prev_good(self, unit: int) -> int:
-        k = self._buggy_period
-        if k == 0:
-            return unit
-        r = unit % k
-        return unit - 1 if r == k - 1 else unit - 2 if r == 0 else unit
-
-    def _count_good(self, first: int, last: int) -> int:
-        if first > last:
-            return 0
-        count = last - first + 1
-        k = self._buggy_period
-        if k:
-            for residue in (0, k - 1):
-                count -= (last - residue) // k - (first - 1 - residue) // k
-        return count
 
     def __repr__(self) -> str:
         blocks = ",".join(str(b) for b in self.blocks)

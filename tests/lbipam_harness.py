@@ -1,0 +1,263 @@
+"""Shared helpers of the LB-IPAM end-to-end tests: drive the embedded API server, run controllers.
+
+Used by test_lbipam_scenarios.py, test_lbipam_chaos.py and test_lbipam_leader.py. Everything goes
+over real HTTP through `lbipam.k8s.Kube` (the real kubernetes_asyncio client underneath):
+- builders for Services and LoadBalancerIPPools (plain dicts, as a user's manifest);
+- `Api`: the test's own client; its writes retry injected faults (409/429/500), since
+  `faults.fail_next_writes` fails whichever writes come next, the test's included;
+- `Running`: one `ControllerApp` as a task, and `settle()`: wait until it has nothing left to do;
+- readers for ingress IPs, conditions, annotations, Events and pool counters.
+The invariant checker lives in `lbipam_invariants.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbipam.controllers.app import ControllerApp, LeaderOptions
+from lbipam.controllers.lbipam.controller import LBOptions
+from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
+from lbipam.k8s.client import Kube, connect
+from lbipam.k8s.errors import Backoff, NotFound, retry
+from lbipam.k8s.resources import EVENTS, LBPOOLS, NAMESPACES, SERVICES, Resource
+from tests.helpers import eventually
+
+Obj = dict[str, Any]
+SATISFIED = CONDITION_SATISFIED
+ALLOCATED_FROM = ANNOTATION_ALLOCATED_FROM
+
+
+# ---- builders ---------------------------------------------------------------------------------
+def service(
+    name: str,
+    namespace: str = "default",
+    *,
+    annotations: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    ports: tuple[tuple[str, int], ...] = (("TCP", 80),),
+    type_: str = "LoadBalancer",
+    lb_class: str | None = None,
+    lb_ip: str | None = None,
+    policy: str | None = None,
+    families: tuple[str, ...] | None = None,
+    traffic_policy: str | None = None,
+    selector: Mapping[str, str] | None = None,
+) -> Obj:
+    """A Service manifest; only the fields given are set (the server defaults the rest)."""
+    spec: Obj = {
+        "type": type_,
+        "ports": [{"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port} for proto, port in ports],
+        "selector": dict(selector or {"app": name}),
+    }
+    optional = {
+        "loadBalancerClass": lb_class,
+        "loadBalancerIP": lb_ip,
+        "ipFamilyPolicy": policy,
+        "ipFamilies": list(families) if families else None,
+        "externalTrafficPolicy": traffic_policy,
+    }
+    spec.update({k: v for k, v in optional.items() if v is not None})
+    meta: Obj = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if labels:
+        meta["labels"] = dict(labels)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+
+
+def block(text: str) -> Obj:
+    """"192.0.2.0/28" -> {cidr}; "192.0.2.5-192.0.2.9" -> {start, stop}."""
+    if "-" in text:
+        start, stop = text.split("-", 1)
+        return {"start": start, "stop": stop}
+    return {"cidr": text}
+
+
+def pool(name: str, *blocks: str, labels: Mapping[str, str] | None = None, **spec: Any) -> Obj:
+    """A LoadBalancerIPPool manifest; `spec` takes the wire names (serviceSelector, autoAssign...)."""
+    meta: Obj = {"name": name}
+    if labels:
+        meta["labels"] = dict(labels)
+    body = {"blocks": [block(b) for b in blocks], **spec}
+    return {"apiVersion": "lbipam.io/v1alpha1", "kind": "LoadBalancerIPPool", "metadata": meta, "spec": body}
+
+
+def namespace(name: str, labels: Mapping[str, str] | None = None) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(labels or {})}}
+
+
+# ---- the test's own client --------------------------------------------------------------------
+class Api:
+    """The test's writes and reads. Writes retry what injected faults throw at them."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    async def _retry(self, op: Any) -> Obj:
+        result: Obj = await retry(op, what="test write", attempts=12, conflicts=True, backoff=Backoff(0.01, 0.2))
+        return result
+
+    async def create(self, res: Resource, obj: Obj) -> Obj:
+        return await self._retry(lambda: self.kube.create(res, obj))
+
+    async def patch(self, res: Resource, name: str, body: Obj, namespace: str | None = None) -> Obj:
+        return await self._retry(lambda: self.kube.patch(res, name, body, namespace=namespace))
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None) -> None:
+        with contextlib.suppress(NotFound):
+            await self._retry(lambda: self.kube.delete(res, name, namespace=namespace))
+
+    async def apply_service(self, obj: Obj) -> Obj:
+        return await self.create(SERVICES, obj)
+
+    async def svc(self, name: str, namespace: str = "default") -> Obj:
+        return await self.kube.get(SERVICES, name, namespace=namespace)
+
+    async def pool(self, name: str) -> Obj:
+        return await self.kube.get(LBPOOLS, name)
+
+    async def services(self) -> list[Obj]:
+        return (await self.kube.list_all(SERVICES)).items
+
+    async def pools(self) -> list[Obj]:
+        return (await self.kube.list_all(LBPOOLS)).items
+
+    async def namespaces(self) -> list[Obj]:
+        return (await self.kube.list_all(NAMESPACES)).items
+
+    async def events(self, name: str, namespace: str = "default") -> list[Obj]:
+        """events.k8s.io/v1 Events about Service `namespace/name`, oldest first."""
+        items = (await self.kube.list_all(EVENTS, namespace=namespace)).items
+        mine = [e for e in items if (e.get("regarding") or {}).get("name") == name]
+        return sorted(mine, key=lambda e: (e.get("eventTime") or "", e["metadata"]["name"]))
+
+    async def reasons(self, name: str, namespace: str = "default") -> list[str]:
+        return [e["reason"] for e in await self.events(name, namespace)]
+
+
+# ---- readers ----------------------------------------------------------------------------------
+def ingress(obj: Obj) -> list[str]:
+    return [i["ip"] for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+
+
+def condition(obj: Obj, type_: str = SATISFIED) -> Obj | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def reason(obj: Obj, type_: str = SATISFIED) -> tuple[str, str] | None:
+    """(status, reason) of a condition, or None."""
+    cond = condition(obj, type_)
+    return None if cond is None else (cond["status"], cond["reason"])
+
+
+def message(obj: Obj, type_: str = SATISFIED) -> str:
+    return str((condition(obj, type_) or {}).get("message", ""))
+
+
+def allocated_from(obj: Obj) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(ALLOCATED_FROM)
+
+
+def counts(obj: Obj, family: int = 4) -> tuple[int, int, int]:
+    """(total, used, available) of a pool's status for one family."""
+    got = (obj.get("status") or {}).get(f"ipv{family}") or {}
+    return int(got.get("total", -1)), int(got.get("used", -1)), int(got.get("available", -1))
+
+
+def rv(obj: Obj) -> str:
+    return str(obj["metadata"]["resourceVersion"])
+
+
+# ---- a controller in this process -------------------------------------------------------------
+@dataclass
+class Running:
+    """One ControllerApp running as a task on its own client."""
+
+    app: ControllerApp
+    kube: Kube
+    task: asyncio.Task[None]
+    name: str = "controller"
+    stopped: bool = field(default=False)
+
+    async def stop(self) -> None:
+        """Cancel it (it releases its Lease when leading) and close its client."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.kube.close()
+
+    async def settle(self, api: Api, timeout: float = 20.0) -> None:  # noqa: ASYNC109
+        """Wait until the controller has settled: see `quiet_against`."""
+        await eventually(lambda: self.quiet_against(api), timeout=timeout, interval=0.01)
+
+    async def quiet_against(self, api: Api) -> bool:
+        """Settled: the controller had nothing to do before and after a fresh read of the API, it
+        wrote nothing in between, and its caches hold exactly what that read returned. Then
+        every change it has seen is planned and written, and it has seen every change there is
+        (the test writes nothing meanwhile), so the objects read now are its final word."""
+        lb = self.app.lb
+        if self.task.done():
+            self.task.result()  # a crashed controller: raise its error here
+        before = lb.quiet(), lb.status.writes, *lb.work_done()
+        if not before[0]:
+            return False
+        fresh = await asyncio.gather(api.services(), api.pools(), api.namespaces())
+        after = lb.quiet(), lb.status.writes, *lb.work_done()
+        if after != before:
+            return False
+        caches = (lb.services, lb.pools, lb.namespaces)
+        for informer, items in zip(caches, fresh, strict=True):
+            cached = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in informer.list()}
+            listed = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in items}
+            if cached != listed:
+                return False
+        return True
+
+
+async def start(
+    kubeconfig: Path,
+    *,
+    reuse_delay: float = 0.5,
+    default_class: bool = True,
+    leader: LeaderOptions | None = None,
+    name: str = "controller",
+) -> Running:
+    """Start a controller (leader election off unless `leader` is given) and wait until it leads
+    and has planned its first round (with election on: only until it runs)."""
+    kube = await connect(str(kubeconfig))
+    options = LBOptions(default_class=default_class, reuse_delay=reuse_delay)
+    app = ControllerApp(kube, options, leader or LeaderOptions(enabled=False))
+    task = asyncio.create_task(app.run(), name=name)
+    running = Running(app, kube, task, name)
+    if leader is None:
+        await eventually(lambda: app.lb.ready.is_set() or task.done(), timeout=20)
+    return running
+
+
+@contextlib.asynccontextmanager
+async def controller(kubeconfig: Path, **options: Any) -> AsyncIterator[Running]:
+    running = await start(kubeconfig, **options)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@contextlib.asynccontextmanager
+async def api_for(kubeconfig: Path) -> AsyncIterator[Api]:
+    kube = await connect(str(kubeconfig))
+    try:
+        yield Api(kube)
+    finally:
+        await kube.close()
