@@ -64,6 +64,7 @@ class LBController:
         self.status = status
         self.recorder = recorder
         self.planner: LBPlanner | None = None
+        self.executor: KeyedExecutor | None = None  # the writer's, while leading
         self.ready = asyncio.Event()  # set once the first full round after start-up is planned
         self._dirty: set[str] = set()
         self._gone: dict[str, Obj] = {}
@@ -106,14 +107,32 @@ class LBController:
         executor = KeyedExecutor("lbipam-writer", self.options.concurrency)
         writer = LBWriter(self.services, self.pools, self.status, self.recorder, executor)
         planner = self.planner = LBPlanner(self.options.reuse_delay)
+        self.executor = executor
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(executor.run(), name="lbipam-writer")
                 self._start(planner)
                 await self._loop(planner, writer)
         finally:
-            self.planner = None
+            self.planner = self.executor = None
             self.ready.clear()
+
+    def quiet(self) -> bool:
+        """Nothing left to do now: leading, the first round planned, no change waiting to be
+        planned, no write queued or running, and no waiting Service that a freed address or an
+        ending reuse delay may serve. Tests and benchmarks wait on it (with caches that match the
+        API: see tests/lbipam_harness.py)."""
+        planner, executor = self.planner, self.executor
+        if planner is None or executor is None or not self.ready.is_set():
+            return False
+        if self._dirty or self._pools_dirty or executor.pending:
+            return False
+        return not (planner.waiting and (planner.freed or planner.next_expiry is not None))
+
+    def work_done(self) -> tuple[int, int]:
+        """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
+        executor = self.executor
+        return (executor.done, executor.failed) if executor is not None else (0, 0)
 
     def _start(self, planner: LBPlanner) -> None:
         """Pools, then every assignment the Services carry, then (in the loop) everything else."""
