@@ -1,18 +1,23 @@
 """Helpers shared by the bench scripts that drive `lbipam` processes over plain HTTP.
 
-`Server` runs `python -m lbipam apiserver` as a child process; `in_parallel` keeps IN_FLIGHT
-requests going; `request` is one JSON request that exits on an error status; `Watch` is a
-resumable watch over plain aiohttp (resumes from the last resourceVersion, relists on 410);
-`cpu_seconds` reads a process's CPU time from /proc. Used by bench/apiserver.py and
-bench/controller.py, which are run as scripts (so this module is imported as `_common`).
+`Server` runs `python -m lbipam apiserver` and `Controller` `python -m lbipam controller` as child
+processes; `in_parallel` keeps IN_FLIGHT requests going; `request` is one JSON request that exits on
+an error status; `Watch` is a resumable watch over plain aiohttp (resumes from the last
+resourceVersion, relists on 410); `cpu_seconds` reads a process's CPU time from /proc; `until`
+polls a condition with a deadline; `row` prints one labelled figure; `bare_list` and `paged_list`
+time lists. Used by bench/apiserver.py and bench/controller.py, which run as scripts (so this
+module is imported as `_common`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import gc
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +31,9 @@ IN_FLIGHT = 8
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON = {"Content-Type": "application/json"}
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+QUIET = 1.0  # seconds of flat CPU that count as idle
+LEADING = "leading identity="  # the controller's log lines that mark its start-up
+IMPORTED = "leading: imported assignments"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -37,6 +45,23 @@ def cpu_seconds(pid: int) -> float:
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+async def until(
+    predicate: Callable[[], bool], seconds: float, what: str, check: Callable[[], None] = lambda: None
+) -> None:
+    """Poll `predicate` (calling `check` too, which may give up sooner); the figures come from
+    the watches' timestamps, not from this loop."""
+    deadline = time.perf_counter() + seconds
+    while not predicate():
+        check()
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"timed out after {seconds:.0f}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def row(label: str, text: str) -> None:
+    print(f"  {label:<44}{text}")
 
 
 class Server:
@@ -74,6 +99,77 @@ class Server:
         return cpu_seconds(self.process.pid)
 
 
+class Controller:
+    """`lbipam controller --no-leader-elect` in a child process; notes when its log lines appear."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.process: asyncio.subprocess.Process | None = None
+        self.began = 0.0
+        self.lines: dict[str, float] = {}  # first appearance of each watched message
+        self.problems: list[str] = []  # WARNING and ERROR lines
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.lines, self.problems = {}, []
+        self.began = time.perf_counter()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lbipam", "controller", "--kubeconfig", str(self.kubeconfig),
+            "--no-leader-elect", "--reuse-delay", "30",
+            stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=CHILD_ENV,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            for message in (LEADING, IMPORTED):
+                if message in line and message not in self.lines:
+                    self.lines[message] = time.perf_counter()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line:
+                self.problems.append(line)
+
+    def since_start(self, message: str) -> float:
+        return self.lines.get(message, float("nan")) - self.began
+
+    async def stop(self) -> float:
+        """SIGTERM; seconds until it exited."""
+        assert self.process is not None
+        assert self._reader is not None
+        began = time.perf_counter()
+        self.process.send_signal(signal.SIGTERM)
+        await self.process.wait()
+        await self._reader
+        return time.perf_counter() - began
+
+    def check(self) -> None:
+        """Give up (SystemExit) if the controller has exited."""
+        assert self.process is not None
+        if self.process.returncode is not None:
+            last = "\n".join(self.problems[-10:])
+            raise SystemExit(f"the controller exited with {self.process.returncode}:\n{last}")
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
+
+    async def idle_since(self, quiet: float = QUIET, threshold: float = 0.02) -> float:
+        """Wait until the controller has used at most `threshold` CPU seconds for `quiet` seconds;
+        return the moment it last did work (perf_counter time)."""
+        times: list[float] = []
+        cpus: list[float] = []
+        while True:
+            self.check()
+            times.append(time.perf_counter())
+            cpus.append(self.cpu_seconds())
+            start = bisect.bisect_left(times, times[-1] - quiet)
+            if times[-1] - times[0] >= quiet and cpus[-1] - cpus[start] <= threshold:
+                return times[bisect.bisect_left(cpus, cpus[-1] - threshold)]
+            await asyncio.sleep(0.02)
+
+
 async def in_parallel(count: int, one: Callable[[int], Awaitable[None]], in_flight: int = IN_FLIGHT) -> float:
     """Run one(0..count-1) with `in_flight` at a time; returns the elapsed seconds."""
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -87,6 +183,43 @@ async def in_parallel(count: int, one: Callable[[int], Awaitable[None]], in_flig
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return time.perf_counter() - began
+
+
+def parse(body: bytes) -> Any:
+    """json.loads with the cyclic GC off: its collections during a 20 MB parse would double the
+    time, and the ceiling is what a client that avoids them gets."""
+    gc.disable()
+    try:
+        return json.loads(body)
+    finally:
+        gc.enable()
+
+
+async def bare_list(http: aiohttp.ClientSession, path: str, label: str) -> tuple[float, dict[str, str]]:
+    """Median of 5 unpaginated lists of `path`, parsed; returns it and name -> resourceVersion."""
+    times = []
+    for _ in range(5):
+        began = time.perf_counter()
+        async with http.get(path) as response:
+            items = parse(await response.read())["items"]
+        times.append(time.perf_counter() - began)
+    took = statistics.median(times)
+    row(f"bare list of {len(items)} {label}", f"{1000 * took:8.0f} ms (median of 5)")
+    return took, {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
+
+
+async def paged_list(http: aiohttp.ClientSession, path: str, what: str, limit: int = 500) -> None:
+    """One list of `path` in pages of `limit`, as lbipam's informers list."""
+    began, token, count = time.perf_counter(), "", 0
+    while True:
+        params = {"limit": str(limit), **({"continue": token} if token else {})}
+        async with http.get(path, params=params) as response:
+            page = parse(await response.read())
+        count += len(page["items"])
+        token = page["metadata"].get("continue") or ""
+        if not token:
+            break
+    row(f"list of {count} {what} in pages of {limit}", f"{1000 * (time.perf_counter() - began):8.0f} ms")
 
 
 async def request(http: aiohttp.ClientSession, method: str, path: str, body: Any, headers: Any = None) -> Any:

@@ -1,8 +1,9 @@
 """Shared helpers of the LB-IPAM end-to-end tests: drive the embedded API server, run controllers.
 
-Used by test_lbipam_scenarios.py, test_lbipam_chaos.py and test_lbipam_leader.py. Everything goes
-over real HTTP through `lbipam.k8s.Kube` (the real kubernetes_asyncio client underneath):
-- builders for Services and LoadBalancerIPPools (plain dicts, as a user's manifest);
+Used by test_lbipam_scenarios*.py, test_lbipam_chaos.py and test_lbipam_leader.py. Everything
+goes over real HTTP through `lbipam.k8s.Kube` (the real kubernetes_asyncio client underneath):
+- builders for Services and LoadBalancerIPPools (plain dicts, as a user's manifest), and
+  `ServiceSpec`, a Service the chaos walk rewrites whole;
 - `Api`: the test's own client; its writes retry injected faults (409/429/500), since
   `faults.fail_next_writes` fails whichever writes come next, the test's included;
 - `Running`: one `ControllerApp` as a task, and `settle()`: wait until it has nothing left to do;
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions
 from lbipam.controllers.lbipam.controller import LBOptions
@@ -25,11 +26,23 @@ from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
 from lbipam.k8s.client import Kube, connect
 from lbipam.k8s.errors import Backoff, NotFound, retry
 from lbipam.k8s.resources import EVENTS, LBPOOLS, NAMESPACES, SERVICES, Resource
+from lbipam.k8s.wire import PatchType
 from tests.helpers import eventually
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 SATISFIED = CONDITION_SATISFIED
 ALLOCATED_FROM = ANNOTATION_ALLOCATED_FROM
+
+
+async def until(
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, as `eventually` has
+    interval: float = 0.02,
+) -> T:
+    """`eventually` for an async check, typed: its first truthy result."""
+    found: object = await eventually(cast(Any, check), timeout=timeout, interval=interval)
+    return cast(T, found)
 
 
 # ---- builders ---------------------------------------------------------------------------------
@@ -51,7 +64,9 @@ def service(
     """A Service manifest; only the fields given are set (the server defaults the rest)."""
     spec: Obj = {
         "type": type_,
-        "ports": [{"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port} for proto, port in ports],
+        "ports": [
+            {"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port} for proto, port in ports
+        ],
         "selector": dict(selector or {"app": name}),
     }
     optional = {
@@ -70,8 +85,66 @@ def service(
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
 
+@dataclass
+class ServiceSpec:
+    """A Service the test manages whole (the chaos walk): `patch()` sets every field it manages,
+    `manifest()` creates it."""
+
+    ns: str
+    name: str
+    first: str = "IPv4"  # ipFamilies[0] cannot change once set
+    policy: str = "SingleStack"
+    tier: str | None = None
+    pin: str | None = None
+    ips: str | None = None
+    lb_ip: str | None = None
+    key: str | None = None
+    xns: str | None = None
+    bogus: bool = False  # an unknown lbipam.io/ annotation
+    ports: tuple[tuple[str, int], ...] = (("TCP", 80),)
+    local: bool = False
+    app: str = "x"
+    lb: bool = True  # type LoadBalancer (else ClusterIP)
+    lb_class: str | None = None
+
+    def patch(self) -> Obj:
+        notes = {
+            "lbipam.io/pool": self.pin,
+            "lbipam.io/ips": self.ips,
+            "lbipam.io/sharing-key": self.key,
+            "lbipam.io/sharing-cross-namespace": self.xns,
+            "lbipam.io/bogus": "1" if self.bogus else None,
+        }
+        other = "IPv6" if self.first == "IPv4" else "IPv4"
+        spec: Obj = {
+            "type": "LoadBalancer" if self.lb else "ClusterIP",
+            "ports": [{"name": f"{p.lower()}{n}", "protocol": p, "port": n} for p, n in self.ports],
+            "selector": {"app": self.app},
+            "ipFamilyPolicy": self.policy,
+            "ipFamilies": [self.first] if self.policy == "SingleStack" else [self.first, other],
+            "loadBalancerClass": self.lb_class if self.lb else None,
+            "loadBalancerIP": self.lb_ip if self.lb else None,
+            "externalTrafficPolicy": ("Local" if self.local else "Cluster") if self.lb else None,
+            "allocateLoadBalancerNodePorts": True if self.lb else None,
+            "healthCheckNodePort": None,
+        }
+        meta = {"labels": {"tier": self.tier}, "annotations": notes}
+        return {"metadata": meta, "spec": spec}
+
+    def manifest(self) -> Obj:
+        body = self.patch()
+        body["metadata"] = {
+            "name": self.name,
+            "namespace": self.ns,
+            "labels": {k: v for k, v in body["metadata"]["labels"].items() if v},
+            "annotations": {k: v for k, v in body["metadata"]["annotations"].items() if v},
+        }
+        body["spec"] = {k: v for k, v in body["spec"].items() if v is not None}
+        return {"apiVersion": "v1", "kind": "Service", **body}
+
+
 def block(text: str) -> Obj:
-    """"192.0.2.0/28" -> {cidr}; "192.0.2.5-192.0.2.9" -> {start, stop}."""
+    """ "192.0.2.0/28" -> {cidr}; "192.0.2.5-192.0.2.9" -> {start, stop}."""
     if "-" in text:
         start, stop = text.split("-", 1)
         return {"start": start, "stop": stop}
@@ -99,21 +172,37 @@ class Api:
         self.kube = kube
 
     async def _retry(self, op: Any) -> Obj:
-        result: Obj = await retry(op, what="test write", attempts=12, conflicts=True, backoff=Backoff(0.01, 0.2))
+        result: Obj = await retry(
+            op, what="test write", attempts=12, conflicts=True, backoff=Backoff(0.01, 0.2)
+        )
         return result
 
     async def create(self, res: Resource, obj: Obj) -> Obj:
         return await self._retry(lambda: self.kube.create(res, obj))
 
-    async def patch(self, res: Resource, name: str, body: Obj, namespace: str | None = None) -> Obj:
-        return await self._retry(lambda: self.kube.patch(res, name, body, namespace=namespace))
+    async def patch(
+        self, res: Resource, name: str, body: Any, namespace: str | None = None, kind: PatchType = "merge"
+    ) -> Obj:
+        return await self._retry(
+            lambda: self.kube.patch(res, name, body, namespace=namespace, patch_type=kind)
+        )
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None) -> None:
         with contextlib.suppress(NotFound):
             await self._retry(lambda: self.kube.delete(res, name, namespace=namespace))
 
-    async def apply_service(self, obj: Obj) -> Obj:
-        return await self.create(SERVICES, obj)
+    async def make(self, *objs: Obj) -> None:
+        """Create Services, LoadBalancerIPPools and Namespaces, in order."""
+        kinds = {"Service": SERVICES, "LoadBalancerIPPool": LBPOOLS, "Namespace": NAMESPACES}
+        for obj in objs:
+            await self.create(kinds[obj["kind"]], obj)
+
+    async def set_ingress(self, name: str, namespace: str, *ips: str) -> Obj:
+        """Write a Service's ingress IPs as another controller (or an earlier lbipam) left them."""
+        body = {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
+        return await self._retry(
+            lambda: self.kube.patch(SERVICES, name, body, namespace=namespace, subresource="status")
+        )
 
     async def svc(self, name: str, namespace: str = "default") -> Obj:
         return await self.kube.get(SERVICES, name, namespace=namespace)
@@ -197,32 +286,48 @@ class Running:
             await self.task
         await self.kube.close()
 
-    async def settle(self, api: Api, timeout: float = 20.0) -> None:  # noqa: ASYNC109
-        """Wait until the controller has settled: see `quiet_against`."""
-        await eventually(lambda: self.quiet_against(api), timeout=timeout, interval=0.01)
+    async def settled(self, api: Api, name: str, namespace: str = "default", timeout: float = 20.0) -> Obj:  # noqa: ASYNC109
+        """Service `namespace/name` as the settled controller left it."""
+        await self.settle(api, timeout)
+        return await api.svc(name, namespace)
 
-    async def quiet_against(self, api: Api) -> bool:
+    async def settle(self, api: Api, timeout: float = 20.0) -> Snapshot:  # noqa: ASYNC109
+        """Wait until the controller has settled (see `quiet_against`); the API's objects then."""
+        return await until(lambda: self.quiet_against(api), timeout=timeout, interval=0.01)
+
+    async def quiet_against(self, api: Api) -> Snapshot | None:
         """Settled: the controller had nothing to do before and after a fresh read of the API, it
         wrote nothing in between, and its caches hold exactly what that read returned. Then
         every change it has seen is planned and written, and it has seen every change there is
-        (the test writes nothing meanwhile), so the objects read now are its final word."""
+        (the test writes nothing meanwhile), so the objects read are its final word."""
         lb = self.app.lb
         if self.task.done():
             self.task.result()  # a crashed controller: raise its error here
         before = lb.quiet(), lb.status.writes, *lb.work_done()
         if not before[0]:
-            return False
-        fresh = await asyncio.gather(api.services(), api.pools(), api.namespaces())
+            return None
+        fresh = Snapshot(*await asyncio.gather(api.services(), api.pools(), api.namespaces()))
         after = lb.quiet(), lb.status.writes, *lb.work_done()
         if after != before:
-            return False
+            return None
         caches = (lb.services, lb.pools, lb.namespaces)
-        for informer, items in zip(caches, fresh, strict=True):
-            cached = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in informer.list()}
-            listed = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in items}
-            if cached != listed:
-                return False
-        return True
+        for informer, items in zip(caches, (fresh.services, fresh.pools, fresh.namespaces), strict=True):
+            if _versions(informer.list()) != _versions(items):
+                return None
+        return fresh
+
+
+def _versions(objs: list[Obj]) -> dict[tuple[str, str], str]:
+    return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in objs}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the LB-IPAM controller reads, as one fresh read of the API returned it."""
+
+    services: list[Obj]
+    pools: list[Obj]
+    namespaces: list[Obj]
 
 
 async def start(

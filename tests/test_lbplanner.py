@@ -284,3 +284,68 @@ def test_an_unhandled_service_lets_go() -> None:
     assert (gone.manage, gone.clear_ingress, reasons(gone)) == (False, True, ["IPReleased"])
     assert planner.pools["p"].allocators[4].used == 0
     assert planner.plan(svc("other-class", handled=False), now=1).clear_ingress is False
+
+
+def test_a_rolled_back_require_dual_stack_allocation_frees_nothing() -> None:
+    """What a plan takes and gives back at once was free before: no waiting Service gains from it,
+    so `freed` (which makes the controller replan every waiting Service) must stay unset."""
+    planner = LBPlanner(reuse_delay=0)
+    planner.set_pools([pool("v4", "192.0.2.0/30")], now=0)
+    planner.freed = False
+    plan = planner.plan(svc("r", families=(4, 6), policy=REQUIRE_DUAL_STACK), now=0)
+    assert (plan.ingress, planner.freed, "default/r" in planner.waiting) == ((), False, True)
+
+
+def test_a_requested_ip_under_the_reuse_delay_says_so_in_words_a_user_can_read(planner: LBPlanner) -> None:
+    """The allocator's own message carries a monotonic clock reading ("until t=12.5"), which means
+    nothing to a user; the condition names the holder and the delay instead, and stays the same
+    while the delay runs (so replanning does not rewrite it)."""
+    planner.plan(svc("a"), now=0)
+    planner.forget("default/a", now=10)
+    first = planner.plan(svc("b", requested=("192.0.2.1",)), now=11)
+    again = planner.plan(svc("b", requested=("192.0.2.1",)), now=12)
+    assert cond(first) == ("False", "AlreadyAllocated")
+    assert first.condition == again.condition
+    assert first.condition is not None
+    assert first.condition.message == (
+        "192.0.2.1 (lbipam.io/ips) was released by default/a and is held back by the reuse delay (30s)"
+    )
+
+
+def test_an_unreadable_request_on_a_service_with_an_ip_is_reported_false(planner: LBPlanner) -> None:
+    """A request lbipam cannot read keeps what the Service has, but says InvalidRequest: a True
+    condition would tell the user all is well while their annotation is being ignored."""
+    first = planner.plan(svc("s"), now=0)
+    broken = svc("s", ingress=first.ingress, problems=("unknown annotation lbipam.io/bogus",))
+    plan = planner.plan(broken, now=1)
+    assert (plan.ingress, cond(plan)) == (("192.0.2.1",), ("False", "InvalidRequest"))
+    assert plan.condition is not None
+    assert plan.condition.message == "unknown annotation lbipam.io/bogus"
+    assert reasons(plan) == ["AllocationFailed"]
+
+
+def test_an_unreadable_request_is_what_the_condition_names_even_with_an_orphan_ip() -> None:
+    """An orphan kept from start-up and a broken annotation: the user must fix the annotation,
+    so InvalidRequest is the reason (the orphan alone would be NoPool)."""
+    planner = LBPlanner()
+    planner.set_pools([pool("p", "192.0.2.0/30")], now=0)
+    view = svc("s", ingress=("203.0.113.9",), problems=("unknown annotation lbipam.io/bogus",))
+    planner.import_service(view, now=0)
+    plan = planner.plan(view, now=0)
+    assert (plan.ingress, cond(plan)) == (("203.0.113.9",), ("False", "InvalidRequest"))
+
+
+def test_an_unreadable_request_keeps_no_ip_it_may_no_longer_share(planner: LBPlanner) -> None:
+    """Ports, traffic policy and selector are read even when an annotation is not: a Service that
+    now clashes with its sharer lets the shared IP go, or two Services would answer one port."""
+    a = planner.plan(svc("a", sharing_key="k", ports=frozenset({("TCP", 80)})), now=0)
+    b = planner.plan(svc("b", sharing_key="k", ports=frozenset({("TCP", 443)})), now=0)
+    assert a.ingress == b.ingress == ("192.0.2.1",)
+    clash = svc("b", sharing_key="k", ports=frozenset({("TCP", 80)}), problems=("unknown annotation x",))
+    plan = planner.plan(clash, now=1)
+    assert (plan.ingress, cond(plan), reasons(plan)) == (
+        (),
+        ("False", "InvalidRequest"),
+        ["IPReleased", "AllocationFailed"],
+    )
+    assert planner.book.holdings["192.0.2.1"].holders.keys() == {"default/a"}

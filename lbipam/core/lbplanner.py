@@ -29,6 +29,7 @@ ALREADY_ALLOCATED = "AlreadyAllocated"
 INVALID_REQUEST = "InvalidRequest"
 
 FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
+Wanted = dict[int, str | None]  # family -> the requested IP, or None for any
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +129,15 @@ class LBPlanner:
         if note:
             events.append(PlannedEvent("Warning", "AllocationFailed", note))
         wanted, failure = self._wanted(view)
-        if failure is not None:  # a request we cannot read: keep what the Service has
-            return self._result(view, self.book.of(view.key), [failure], events)
         info = ShareInfo.of(view)
         held = self.book.of(view.key)
         for family, ip in held.items():
-            if family not in wanted or not self._may_keep(view, info, family, ip, wanted[family]):
+            if not self._may_keep(view, info, family, ip, None if failure else wanted):
                 self._release(view.key, ip, now, events)
+        if failure is not None:  # a request we cannot read: keep what the Service has (and may share)
+            for ip in self.book.of(view.key).values():
+                self.book.update(self.book.holdings[ip], info)
+            return self._result(view, self.book.of(view.key), [failure], events)
         got: dict[int, str] = {}
         failures: list[Failure] = []
         for family, requested in wanted.items():
@@ -166,10 +169,14 @@ class LBPlanner:
 
     # ---- keeping and taking -------------------------------------------------------------
     def _may_keep(
-        self, view: ServiceView, info: ShareInfo, family: int, ip: str, requested: str | None
+        self, view: ServiceView, info: ShareInfo, family: int, ip: str, wanted: Wanted | None
     ) -> bool:
+        """`wanted` None: the request cannot be read, so the Service keeps all it may still share."""
         holding = self.book.holdings.get(ip)
-        if holding is None or (requested is not None and requested != ip):
+        if holding is None or wanted is None:
+            return holding is not None and first_refusal(info, holding.others(view.key), ip) is None
+        requested = wanted.get(family)
+        if family not in wanted or (requested is not None and requested != ip):
             return False
         if holding.pool is None:
             return holding.kept  # an orphan from start-up stays until a pool takes it in
@@ -225,8 +232,10 @@ class LBPlanner:
             return Failure(NO_POOL, f"{ip} ({source}) is in pool {state.name}, which is disabled")
         try:
             state.allocators[family].allocate(view.key, ip, now=now)
-        except AddressInUse as err:
-            return Failure(ALREADY_ALLOCATED, f"{ip} ({source}): {err}")
+        except AddressInUse as err:  # no owner: the reuse delay holds it (say so without clock readings)
+            why = f"was released by {err.owner} and is held back by the reuse delay ({self.reuse_delay:g}s)"
+            held = state.allocators[family].owner(ip) is None
+            return Failure(ALREADY_ALLOCATED, f"{ip} ({source}) {why}" if held else f"{ip} ({source}): {err}")
         except OutOfRange as err:
             return Failure(INVALID_REQUEST, f"{ip} ({source}): {err}")
         return self._hold(ip, family, state.name, info)
@@ -298,7 +307,8 @@ class LBPlanner:
         allocator = state.allocators.get(gone.family) if state is not None else None
         if allocator is not None and allocator.contains(ip):
             allocator.release(ip, now=now, quarantine=publish)
-            self.freed = self.freed or not publish or self.reuse_delay == 0
+            # Unpublished: what this plan took was free before it; no waiting Service gains from it.
+            self.freed = self.freed or (publish and self.reuse_delay == 0)
 
     def _roll_back(
         self, key: str, got: dict[int, str], held: dict[int, str], now: float, events: list[PlannedEvent]
@@ -317,7 +327,7 @@ class LBPlanner:
         return f"(pool {holding.pool})" if holding is not None and holding.pool else ""
 
     # ---- requests and results -----------------------------------------------------------
-    def _wanted(self, view: ServiceView) -> tuple[dict[int, str | None], Failure | None]:
+    def _wanted(self, view: ServiceView) -> tuple[Wanted, Failure | None]:
         """Family -> requested IP (or None: any), in the Service's family order."""
         if view.problems:
             return {}, Failure(INVALID_REQUEST, "; ".join(view.problems))
@@ -356,14 +366,13 @@ class LBPlanner:
         pools = tuple(dict.fromkeys(p for ip in ips if (p := self._pool_of(ip))))
         orphans = [ip for ip in ips if self._pool_of(ip) is None]
         done = ", ".join(f"{ip} {self._origin(ip)}".rstrip() for ip in ips)
-        if orphans:
-            message = (
-                f"{', '.join(orphans)} lies in no pool that serves it; kept from before the controller "
-                "started and never handed out"
-            )
-            condition = CurrentCondition("False", NO_POOL, message)
-        elif failures and (not ips or view.policy == REQUIRE_DUAL_STACK):
+        if failures and (
+            not ips or view.policy == REQUIRE_DUAL_STACK or failures[0].reason == INVALID_REQUEST
+        ):
             condition = CurrentCondition("False", failures[0].reason, "; ".join(f.message for f in failures))
+        elif orphans:  # (a broken request comes first: it is what the user must fix)
+            message = f"{', '.join(orphans)} lies in no pool that serves it; kept from before the controller "
+            condition = CurrentCondition("False", NO_POOL, message + "started and never handed out")
         elif failures:
             condition = CurrentCondition(
                 "True", SATISFIED, f"{done}; {'; '.join(f.message for f in failures)}"

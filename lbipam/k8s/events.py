@@ -55,6 +55,10 @@ def reference(obj: Mapping[str, Any], resource: Resource | None = None) -> dict[
     return {k: v for k, v in ref.items() if v}
 
 
+def _target(regarding: Mapping[str, str]) -> str:
+    return regarding.get("uid") or f"{regarding['kind']}/{regarding.get('namespace', '')}/{regarding['name']}"
+
+
 class EventRecorder:
     """Records Events for one reporting controller and instance (e.g. the pod or node name)."""
 
@@ -77,7 +81,9 @@ class EventRecorder:
         self._clock = clock
         self._series: OrderedDict[tuple[str, ...], _Series] = OrderedDict()
         self._max_series = max_series
-        self._lock = asyncio.Lock()  # two repeats at once must not both create an Event
+        # One lock per (object, type, reason, action, note): two repeats at once must not both
+        # create an Event, while Events about different objects go out in parallel.
+        self._locks: dict[tuple[str, ...], tuple[asyncio.Lock, int]] = {}  # lock, users
         self._log = KVLog("lbipam.k8s.events", controller=controller)
 
     async def record(
@@ -98,14 +104,25 @@ class EventRecorder:
             reason=reason,
             type=type,
         )
-        (log.warning if type == "Warning" else log.info)("event", note=note)
+        (log.warning if type == "Warning" else log.debug)("event", note=note)
         try:
             if type not in ("Normal", "Warning"):
                 raise ValueError(f"event type {type!r} must be Normal or Warning")
             if not regarding.get("name") or not regarding.get("kind"):
                 raise ValueError("the regarding object needs a kind and a name")
-            async with self._lock:
-                return await self._write(regarding, reason, note[:MAX_NOTE], type, action, related)
+            note = note[:MAX_NOTE]
+            key = (_target(regarding), type, reason, action, note)
+            lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+            try:
+                async with lock:
+                    return await self._write(key, regarding, reason, note, type, action, related)
+            finally:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
         except (KubeError, ValueError) as err:
             log.error("event not recorded", error=str(err))
         except Exception:  # an Event must never take the caller down
@@ -114,6 +131,7 @@ class EventRecorder:
 
     async def _write(
         self,
+        key: tuple[str, ...],
         regarding: dict[str, str],
         reason: str,
         note: str,
@@ -121,11 +139,6 @@ class EventRecorder:
         action: str,
         related: Mapping[str, Any] | None,
     ) -> Obj:
-        target = (
-            regarding.get("uid")
-            or f"{regarding['kind']}/{regarding.get('namespace', '')}/{regarding['name']}"
-        )
-        key = (target, type_, reason, action, note)
         now = self._clock()
         series = self._series.get(key)
         if series and now - series.last < SERIES_WINDOW:

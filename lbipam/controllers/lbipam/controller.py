@@ -64,11 +64,15 @@ class LBController:
         self.status = status
         self.recorder = recorder
         self.planner: LBPlanner | None = None
-        self.executor: KeyedExecutor | None = None  # the writer's, while leading
+        self.writer: LBWriter | None = None  # while leading
         self.ready = asyncio.Event()  # set once the first full round after start-up is planned
         self._dirty: set[str] = set()
         self._gone: dict[str, Obj] = {}
         self._pools_dirty = True
+        # Pools whose status changed under us (mostly our own writes): their status is written
+        # again once the cache holds the change, since a write skipped as "unchanged" against a
+        # cached copy that did not yet show our previous write is caught only so.
+        self._recheck: set[str] = set()
         self._wake = asyncio.Event()
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
@@ -95,8 +99,9 @@ class LBController:
 
     def _on_pool(self, event: str, new: Obj, old: Obj | None) -> None:
         if old is not None and old.get("spec") == new.get("spec") and event == "MODIFIED":
-            return  # only our own status write
-        self._pools_dirty = True
+            self._recheck.add((new.get("metadata") or {}).get("name", ""))  # a status write
+        else:
+            self._pools_dirty = True
         self._wake.set()
 
     # ---- leading -----------------------------------------------------------------------
@@ -107,14 +112,15 @@ class LBController:
         executor = KeyedExecutor("lbipam-writer", self.options.concurrency)
         writer = LBWriter(self.services, self.pools, self.status, self.recorder, executor)
         planner = self.planner = LBPlanner(self.options.reuse_delay)
-        self.executor = executor
+        self.writer = writer
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(executor.run(), name="lbipam-writer")
                 self._start(planner)
                 await self._loop(planner, writer)
         finally:
-            self.planner = self.executor = None
+            writer.close()
+            self.planner = self.writer = None
             self.ready.clear()
 
     def quiet(self) -> bool:
@@ -122,17 +128,17 @@ class LBController:
         planned, no write queued or running, and no waiting Service that a freed address or an
         ending reuse delay may serve. Tests and benchmarks wait on it (with caches that match the
         API: see tests/lbipam_harness.py)."""
-        planner, executor = self.planner, self.executor
-        if planner is None or executor is None or not self.ready.is_set():
+        planner, writer = self.planner, self.writer
+        if planner is None or writer is None or not self.ready.is_set():
             return False
-        if self._dirty or self._pools_dirty or executor.pending:
+        if self._dirty or self._pools_dirty or self._recheck or writer.busy:
             return False
         return not (planner.waiting and (planner.freed or planner.next_expiry is not None))
 
     def work_done(self) -> tuple[int, int]:
         """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
-        executor = self.executor
-        return (executor.done, executor.failed) if executor is not None else (0, 0)
+        writer = self.writer
+        return (writer.executor.done, writer.executor.failed) if writer is not None else (0, 0)
 
     def _start(self, planner: LBPlanner) -> None:
         """Pools, then every assignment the Services carry, then (in the loop) everything else."""
@@ -166,14 +172,19 @@ class LBController:
             due = self.clock() - last_pool_round >= POOL_STATUS_INTERVAL
             if (changed or pools_changed) and (due or not self._dirty):
                 last_pool_round = self.clock()
+                self._recheck.clear()
                 for state in planner.pools.values():
                     writer.pool(pool_status(state))
+            elif self._recheck and not self._dirty:
+                for name in self._recheck & planner.pools.keys():
+                    writer.pool(pool_status(planner.pools[name]))
+                self._recheck.clear()
             if not self._dirty:
                 self.ready.set()
 
     async def _wait(self, planner: LBPlanner) -> None:
-        if self._dirty or self._pools_dirty:
-            return
+        if self._dirty or self._pools_dirty or self._recheck or (planner.freed and planner.waiting):
+            return  # a release in the last round (reuse delay 0) may serve a waiting Service now
         self._wake.clear()
         expiry = planner.next_expiry
         timeout = None if expiry is None else max(0.0, expiry - self.clock())

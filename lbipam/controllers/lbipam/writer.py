@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from lbipam.controllers.executor import KeyedExecutor
+from lbipam.controllers.executor import Job, KeyedExecutor
 from lbipam.core.conditions import set_condition
 from lbipam.core.lbplanner import PlannedEvent, ServicePlan
 from lbipam.core.lbstatus import PoolStatusPlan
 from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
-from lbipam.k8s.errors import KubeError, NotFound
+from lbipam.k8s.errors import Conflict, KubeError, NotFound, TemporaryError
 from lbipam.k8s.events import EventRecorder
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import KVLog
@@ -27,6 +27,7 @@ from lbipam.k8s.status import StatusWriter
 from lbipam.k8s.times import now as wall_clock
 
 Obj = dict[str, Any]
+RETRY_LATER = 2.0  # seconds before a write that failed past its own retries is tried again
 _log = KVLog("lbipam.controller.lbipam")
 
 
@@ -86,6 +87,32 @@ class LBWriter:
         self._events: dict[str, list[PlannedEvent]] = {}
         self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
+        # Writes that failed past StatusWriter's retries (the API was away for a while): nothing
+        # else would bring them back, since the planner already counts them done.
+        self._later: dict[str, asyncio.TimerHandle] = {}
+
+    @property
+    def busy(self) -> bool:
+        """Writes queued, running, or waiting to be tried again."""
+        return bool(self.executor.pending or self._later)
+
+    def close(self) -> None:
+        for handle in self._later.values():
+            handle.cancel()
+        self._later.clear()
+
+    def _again(self, job_key: str, job: Job, error: KubeError) -> None:
+        if not isinstance(error, TemporaryError | Conflict):
+            _log.error("not written", key=job_key, error=str(error))  # retrying cannot help
+            return
+        _log.warning("not written; trying again later", key=job_key, error=str(error), retry_in=RETRY_LATER)
+        if job_key not in self._later:
+            loop = asyncio.get_running_loop()
+            self._later[job_key] = loop.call_later(RETRY_LATER, self._resubmit, job_key, job)
+
+    def _resubmit(self, job_key: str, job: Job) -> None:
+        self._later.pop(job_key, None)
+        self.executor.submit(job_key, job)
 
     def service(self, plan: ServicePlan, last_seen: Obj | None = None) -> None:
         """Make the Service carry `plan` (soon, once, in order with its earlier plans)."""
@@ -118,6 +145,11 @@ class LBWriter:
                 )
             except NotFound:
                 return  # deleted meanwhile: its DELETED event brings the release
+            except KubeError as err:  # keep the plan (unless a newer one came) and its Events
+                self._plans.setdefault(key, plan)
+                self._events[key] = events + self._events.get(key, [])
+                self._again(f"service:{key}", lambda: self._write_service(key), err)
+                return
         for event in events:
             if target is not None:
                 await self.recorder.record(
@@ -138,5 +170,5 @@ class LBWriter:
         except NotFound:
             return
         except KubeError as err:
-            _log.warning("pool status not written", pool=name, error=str(err))
-            raise
+            self._pool_plans.setdefault(name, plan)
+            self._again(f"pool:{name}", lambda: self._write_pool(name), err)
