@@ -112,6 +112,23 @@ async def test_cluster_ip_cannot_change_but_survives_an_update_without_it(core: 
     assert ("spec.clusterIPs[0]", 'Invalid value: "10.96.9.9": may not change once set') in causes(info.value)
 
 
+async def test_a_load_balancer_class_cannot_change_while_the_type_stays(core: Any) -> None:
+    await core.create_namespaced_service(
+        NS, svc("lb", type="LoadBalancer", loadBalancerClass="lbipam.io/bgp")
+    )
+    with pytest.raises(ApiException) as info:
+        await core.patch_namespaced_service("lb", NS, {"spec": {"loadBalancerClass": "example.com/other"}})
+    assert info.value.status == 422
+    assert (
+        "spec.loadBalancerClass",
+        'Invalid value: "example.com/other": may not change once set',
+    ) in causes(info.value)
+    changed = await core.patch_namespaced_service("lb", NS, {"spec": {"type": "ClusterIP"}})
+    assert changed.spec.type == "ClusterIP"  # the class, nodePorts and policy go with the type
+    assert (changed.spec.load_balancer_class, changed.spec.ports[0].node_port) == (None, None)
+    assert changed.spec.external_traffic_policy is None
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [

@@ -194,7 +194,11 @@ class Walk:
 
     async def change_service(self) -> str:
         key = self.rng.choice(sorted(self.svcs))
-        svc, how = self.edit_service(self.svcs[key])
+        before = self.svcs[key]
+        svc, how = self.edit_service(before)
+        if before.lb and svc.lb and before.lb_class != svc.lb_class:
+            # A LoadBalancer's class is fixed (as in Kubernetes): go through ClusterIP.
+            await self.api.patch(SERVICES, svc.name, replace(before, lb=False).patch(), svc.ns)
         await self.api.patch(SERVICES, svc.name, svc.patch(), svc.ns)
         self.svcs[key] = svc
         return f"edit {key} {how}"

@@ -84,6 +84,7 @@ class ServiceStrategy(Strategy):
         obj.setdefault("status", {}).setdefault("loadBalancer", {})  # as the typed struct serializes
         if old is not None:
             self._keep_allocated(spec, old.get("spec") or {})
+            _drop_type_dependent(spec, old.get("spec") or {})
             if old["spec"].get("type") == "LoadBalancer" and spec.get("type") != "LoadBalancer":
                 obj.setdefault("status", {})["loadBalancer"] = {}
         kind = spec.setdefault("type", "ClusterIP")
@@ -175,6 +176,12 @@ class ServiceStrategy(Strategy):
         old_families, families = old_spec.get("ipFamilies") or [], spec.get("ipFamilies") or []
         if old_families and families and old_families[0] != families[0]:
             causes.append(invalid("spec.ipFamilies[0]", families[0], "may not change once set"))
+        both_lb = spec.get("type") == old_spec.get("type") == "LoadBalancer"
+        if both_lb and spec.get("loadBalancerClass") != old_spec.get("loadBalancerClass"):
+            # As the real server: a LoadBalancer's class is fixed; change the type to drop it.
+            causes.append(
+                invalid("spec.loadBalancerClass", spec.get("loadBalancerClass"), "may not change once set")
+            )
         return causes
 
     def validate_status(self, rtype: ResourceType, obj: Obj, old: Obj) -> list[Cause]:
@@ -319,3 +326,23 @@ class _Invalid(Exception):
     def __init__(self, cause: Cause) -> None:
         super().__init__(cause.message)
         self.cause = cause
+
+
+def _drop_type_dependent(spec: dict[str, Any], old: dict[str, Any]) -> None:
+    """As the real server on an update that changes the type: fields the old type needed and the
+    new one does not are dropped when the request left them as they were (so that LoadBalancer ->
+    ClusterIP needs no hand-clearing of nodePorts, the class or the traffic policy)."""
+    was, now = old.get("type", "ClusterIP"), spec.get("type", "ClusterIP")
+    if was == now:
+        return
+    if was in EXTERNAL and now not in EXTERNAL:
+        old_ports = [p.get("nodePort") for p in old.get("ports") or []]
+        if [p.get("nodePort") for p in spec.get("ports") or []] == old_ports:
+            for port in spec.get("ports") or []:
+                port.pop("nodePort", None)
+        if spec.get("externalTrafficPolicy") == old.get("externalTrafficPolicy"):
+            spec.pop("externalTrafficPolicy", None)
+    if was == "LoadBalancer":
+        for field in ("healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if field in spec and spec.get(field) == old.get(field):
+                del spec[field]

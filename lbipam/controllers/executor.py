@@ -3,6 +3,8 @@
 STYLE.md convention 10. Jobs are submitted per key (an object's namespace/name); a key has at
 most one job running and at most one waiting, and a newer submission replaces the waiting one
 (latest wins: a job reads the newest state when it runs, so nothing is lost by coalescing).
+An executor can run `after` a more urgent one: it starts jobs only while that one is idle
+(Service status before annotations and Events, so a burst of new Services gets its IPs first).
 Used by the controllers' writers; the planners never wait on it.
 """
 
@@ -17,7 +19,8 @@ Job = Callable[[], Awaitable[None]]
 
 
 class KeyedExecutor:
-    def __init__(self, name: str, concurrency: int = 8) -> None:
+    def __init__(self, name: str, concurrency: int = 8, *, after: KeyedExecutor | None = None) -> None:
+        """`after`: a more urgent executor; this one starts a job only while that one is idle."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.name = name
@@ -28,6 +31,7 @@ class KeyedExecutor:
         self._running: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.after = after
         self.done = 0
         self.failed = 0
         self._log = KVLog("lbipam.executor", executor=name)
@@ -38,6 +42,10 @@ class KeyedExecutor:
         if key not in self._queued and key not in self._running:
             self._queued.add(key)
             self._queue.put_nowait(key)
+
+    def has(self, key: str) -> bool:
+        """Whether a job for `key` is queued or running."""
+        return key in self._jobs or key in self._running
 
     @property
     def pending(self) -> int:
@@ -55,6 +63,8 @@ class KeyedExecutor:
 
     async def _worker(self) -> None:
         while True:
+            if self.after is not None:
+                await self.after.wait_idle()
             key = await self._queue.get()
             self._queued.discard(key)
             job = self._jobs.pop(key, None)

@@ -17,25 +17,21 @@ from netaddr import IPAddress
 
 from lbipam.core.allocator import AddressInUse, AllocatorError, OutOfRange, PoolExhausted
 from lbipam.core.lbholdings import Book, Holding, canonical
-from lbipam.core.lbpools import PoolState, ordered, rebuild
+from lbipam.core.lbpools import PoolIndex, PoolState, ordered, rebuild
+from lbipam.core.lbrequests import (
+    ALREADY_ALLOCATED,
+    FAMILY_NAME,
+    INVALID_REQUEST,
+    NO_POOL,
+    OUT_OF_IPS,
+    POOL_SELECTOR_MISMATCH,
+    SATISFIED,
+    Failure,
+    Wanted,
+)
+from lbipam.core.lbrequests import wanted as requested_families
 from lbipam.core.lbviews import REQUIRE_DUAL_STACK, CurrentCondition, PoolView, ServiceView
 from lbipam.core.sharing import ShareInfo, first_refusal
-
-SATISFIED = "Satisfied"
-NO_POOL = "NoPool"
-POOL_SELECTOR_MISMATCH = "PoolSelectorMismatch"
-OUT_OF_IPS = "OutOfIPs"
-ALREADY_ALLOCATED = "AlreadyAllocated"
-INVALID_REQUEST = "InvalidRequest"
-
-FAMILY_NAME = {4: "IPv4", 6: "IPv6"}
-Wanted = dict[int, str | None]  # family -> the requested IP, or None for any
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +62,8 @@ class LBPlanner:
         self.book = Book()
         self.waiting: set[str] = set()  # Services not (fully) satisfied, retried when space frees
         self.freed = False  # an address became free since the caller last reset this
+        self.touched: set[str] = set()  # pools whose counts changed since the caller last cleared it
+        self._index = PoolIndex({})
         self._import_notes: dict[str, str] = {}
 
     # ---- pools --------------------------------------------------------------------------
@@ -73,6 +71,8 @@ class LBPlanner:
         """Take a new set of pools; holdings follow their addresses into the rebuilt pools."""
         previous = self.pools
         self.pools = rebuild(views, previous, self.reuse_delay)
+        self._index = PoolIndex(self.pools)
+        self.touched.update(self.pools)
         for holding in list(self.book.holdings.values()):
             old = previous.get(holding.pool) if holding.pool else None
             new = self.pools.get(holding.pool) if holding.pool else None
@@ -82,7 +82,8 @@ class LBPlanner:
         self.freed = True
 
     def _serving_pool_of(self, ip: str, family: int) -> PoolState | None:
-        return next((s for s in self.pools.values() if s.serving and s.contains(ip, family)), None)
+        name = self._index.find(ip, family)
+        return self.pools[name] if name is not None else None
 
     def _rehome(self, holding: Holding, now: float) -> None:
         home = self._serving_pool_of(holding.ip, holding.family)
@@ -95,6 +96,7 @@ class LBPlanner:
         holding.pool = home.name if home is not None else None
         if home is not None:
             holding.kept = False
+            self.touched.add(home.name)
 
     # ---- start-up -----------------------------------------------------------------------
     def import_service(self, view: ServiceView, now: float) -> None:
@@ -128,7 +130,7 @@ class LBPlanner:
         note = self._import_notes.pop(view.key, None)
         if note:
             events.append(PlannedEvent("Warning", "AllocationFailed", note))
-        wanted, failure = self._wanted(view)
+        wanted, failure = requested_families(view)
         info = ShareInfo.of(view)
         held = self.book.of(view.key)
         for family, ip in held.items():
@@ -165,6 +167,10 @@ class LBPlanner:
         self.waiting.discard(key)
         self._import_notes.pop(key, None)
         ours = view is not None and (view.condition is not None or view.marked or bool(events))
+        if ours and not events and view is not None:  # never imported (unhandled since a restart)
+            events = [
+                PlannedEvent("Normal", "IPReleased", f"{ip} (no longer handled)") for ip in view.ingress
+            ]
         return ServicePlan(key, manage=False, clear_ingress=ours, events=tuple(events))
 
     # ---- keeping and taking -------------------------------------------------------------
@@ -292,6 +298,7 @@ class LBPlanner:
 
     def _hold(self, ip: str, family: int, pool: str, info: ShareInfo) -> str:
         self.book.join(Holding(ip, family, pool), info)
+        self.touched.add(pool)
         return ip
 
     def _release(
@@ -307,6 +314,7 @@ class LBPlanner:
         allocator = state.allocators.get(gone.family) if state is not None else None
         if allocator is not None and allocator.contains(ip):
             allocator.release(ip, now=now, quarantine=publish)
+            self.touched.add(gone.pool)
             # Unpublished: what this plan took was free before it; no waiting Service gains from it.
             self.freed = self.freed or (publish and self.reuse_delay == 0)
 
@@ -326,38 +334,7 @@ class LBPlanner:
         holding = self.book.holdings.get(ip)
         return f"(pool {holding.pool})" if holding is not None and holding.pool else ""
 
-    # ---- requests and results -----------------------------------------------------------
-    def _wanted(self, view: ServiceView) -> tuple[Wanted, Failure | None]:
-        """Family -> requested IP (or None: any), in the Service's family order."""
-        if view.problems:
-            return {}, Failure(INVALID_REQUEST, "; ".join(view.problems))
-        if not view.requested:
-            return dict.fromkeys(view.families), None
-        requested: dict[int, str | None] = {}
-        for text in view.requested:
-            parsed = canonical(text.strip())
-            if parsed is None:
-                return {}, Failure(
-                    INVALID_REQUEST, f"{view.requested_from}: {text.strip()!r} is not an IP address"
-                )
-            ip, family = parsed
-            if family in requested:
-                return {}, Failure(
-                    INVALID_REQUEST, f"{view.requested_from} asks for two {FAMILY_NAME[family]} addresses"
-                )
-            if family not in view.families:
-                have = ", ".join(FAMILY_NAME[f] for f in view.families)
-                return {}, Failure(
-                    INVALID_REQUEST,
-                    f"{view.requested_from} asks for {ip} but the Service's ipFamilies are {have}",
-                )
-            requested[family] = ip
-        if view.policy == REQUIRE_DUAL_STACK and len(requested) < len(view.families):
-            return {}, Failure(
-                INVALID_REQUEST, f"RequireDualStack: {view.requested_from} must name one IP per family"
-            )
-        return {f: requested[f] for f in view.families if f in requested}, None
-
+    # ---- results ------------------------------------------------------------------------
     def _result(
         self, view: ServiceView, got: dict[int, str], failures: list[Failure], events: list[PlannedEvent]
     ) -> ServicePlan:
@@ -393,12 +370,13 @@ class LBPlanner:
 
     def expire(self, now: float) -> None:
         """End the reuse delays due by `now`; sets `freed` when an address came back."""
-        before = sum(a.available for s in self.pools.values() for a in s.allocators.values())
         for state in self.pools.values():
             for allocator in state.allocators.values():
-                allocator.expire(now)
-        after = sum(a.available for s in self.pools.values() for a in s.allocators.values())
-        self.freed = self.freed or after > before
+                expiry = allocator.next_expiry
+                if expiry is not None and expiry <= now:
+                    allocator.expire(now)
+                    self.freed = True
+                    self.touched.add(state.name)
 
     @property
     def next_expiry(self) -> float | None:

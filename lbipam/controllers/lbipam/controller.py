@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from lbipam.controllers.lbipam.convert import pool_view, service_view
 from lbipam.controllers.lbipam.writer import LBWriter
 from lbipam.core.lbplanner import LBPlanner
 from lbipam.core.lbstatus import pool_status
+from lbipam.core.lbviews import ServiceView
 from lbipam.k8s.client import Kube
 from lbipam.k8s.events import EventRecorder
 from lbipam.k8s.informer import Informer
@@ -68,7 +70,9 @@ class LBController:
         self.ready = asyncio.Event()  # set once the first full round after start-up is planned
         self._dirty: set[str] = set()
         self._gone: dict[str, Obj] = {}
+        self._views: dict[str, tuple[tuple[str, str], ServiceView]] = {}
         self._pools_dirty = True
+        self._announced_ready = False
         # Pools whose status changed under us (mostly our own writes): their status is written
         # again once the cache holds the change, since a write skipped as "unchanged" against a
         # cached copy that did not yet show our previous write is caught only so.
@@ -111,11 +115,12 @@ class LBController:
             await informer.synced.wait()
         executor = KeyedExecutor("lbipam-writer", self.options.concurrency)
         writer = LBWriter(self.services, self.pools, self.status, self.recorder, executor)
+        self._announced_ready = False
         planner = self.planner = LBPlanner(self.options.reuse_delay)
         self.writer = writer
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(executor.run(), name="lbipam-writer")
+                group.create_task(writer.run(), name="lbipam-writer")
                 self._start(planner)
                 await self._loop(planner, writer)
         finally:
@@ -138,7 +143,10 @@ class LBController:
     def work_done(self) -> tuple[int, int]:
         """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
         writer = self.writer
-        return (writer.executor.done, writer.executor.failed) if writer is not None else (0, 0)
+        if writer is None:
+            return (0, 0)
+        lanes = (writer.executor, writer.background)
+        return (sum(e.done for e in lanes), sum(e.failed for e in lanes))
 
     def _start(self, planner: LBPlanner) -> None:
         """Pools, then every assignment the Services carry, then (in the loop) everything else."""
@@ -148,8 +156,15 @@ class LBController:
         ordered = sorted(
             self.services.list(), key=lambda s: (s["metadata"].get("creationTimestamp", ""), _key(s))
         )
-        for obj in ordered:
-            planner.import_service(self._view(obj), now)
+        gc.disable()  # 10k cached Services make every full collection a 300 ms pause
+        try:
+            for obj in ordered:
+                planner.import_service(self._view(obj), now)
+        finally:
+            gc.enable()
+        # What exists now (the caches, the planner's book) lives as long as the process leads:
+        # keep it out of the collector's sweeps.
+        gc.freeze()
         self._dirty = {_key(s) for s in ordered}
         self._wake.set()
         _log.info("leading: imported assignments", services=len(ordered), pools=len(planner.pools))
@@ -159,8 +174,7 @@ class LBController:
         while True:
             await self._wait(planner)
             now = self.clock()
-            pools_changed = self._pools_dirty
-            if pools_changed:
+            if self._pools_dirty:
                 self._pools_dirty = False
                 planner.set_pools([pool_view(p) for p in self.pools.list()], now)
                 self._dirty.update(_key(s) for s in self.services.list())
@@ -168,19 +182,27 @@ class LBController:
             if planner.freed:
                 planner.freed = False
                 self._dirty |= planner.waiting
-            changed = await self._plan_dirty(planner, writer)
+            await self._plan_dirty(planner, writer)
             due = self.clock() - last_pool_round >= POOL_STATUS_INTERVAL
-            if (changed or pools_changed) and (due or not self._dirty):
+            if planner.touched and (due or not self._dirty):
                 last_pool_round = self.clock()
-                self._recheck.clear()
-                for state in planner.pools.values():
-                    writer.pool(pool_status(state))
-            elif self._recheck and not self._dirty:
+                self._recheck -= planner.touched
+                for name in planner.touched & planner.pools.keys():
+                    writer.pool(pool_status(planner.pools[name]))
+                planner.touched.clear()
+            if self._recheck and not self._dirty:
                 for name in self._recheck & planner.pools.keys():
                     writer.pool(pool_status(planner.pools[name]))
                 self._recheck.clear()
             if not self._dirty:
-                self.ready.set()
+                self._first_round_done(planner)
+
+    def _first_round_done(self, planner: LBPlanner) -> None:
+        self.ready.set()
+        if not self._announced_ready:
+            self._announced_ready = True
+            gc.freeze()  # what the first round built stays too
+            _log.info("ready: every Service planned", services=len(self.services), pools=len(planner.pools))
 
     async def _wait(self, planner: LBPlanner) -> None:
         if self._dirty or self._pools_dirty or self._recheck or (planner.freed and planner.waiting):
@@ -200,6 +222,7 @@ class LBController:
             namespace, name = key.split("/", 1)
             obj = self.services.get(namespace, name)
             if obj is None:
+                self._views.pop(key, None)
                 gone = self._gone.pop(key, None)
                 plan = planner.forget(key, now)
                 if plan.events:
@@ -209,8 +232,16 @@ class LBController:
         await asyncio.sleep(0)  # let informers and writers run between batches
         return bool(keys)
 
-    def _view(self, obj: Obj) -> Any:
-        namespace = obj["metadata"].get("namespace", "")
-        ns = self.namespaces.get(None, namespace) or {}
-        labels = (ns.get("metadata") or {}).get("labels") or {}
-        return service_view(obj, labels, self.options.default_class)
+    def _view(self, obj: Obj) -> ServiceView:
+        """The Service's view, rebuilt only when it or its namespace changed."""
+        meta = obj["metadata"]
+        ns = self.namespaces.get(None, meta.get("namespace", "")) or {}
+        ns_meta = ns.get("metadata") or {}
+        version = (meta.get("resourceVersion", ""), ns_meta.get("resourceVersion", ""))
+        key = _key(obj)
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class)
+        self._views[key] = (version, view)
+        return view

@@ -4,6 +4,7 @@ The thin executor of the LB-IPAM controller. Each write is computed when it runs
 informer's newest copy of the object, and made only when something changed (merge patches
 through `StatusWriter`). Work is serialised per object and parallel across objects
 (`KeyedExecutor`); Events planned for one Service are never dropped when its writes coalesce.
+Service status goes first; the annotation and Events follow in a background lane.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -
 
 
 class LBWriter:
+    """Two lanes: `executor` writes Service and pool status (what users wait for); `background`
+    writes the allocated-from annotation and Events, only while the first lane is idle."""
+
     def __init__(
         self,
         services: Informer,
@@ -75,6 +79,7 @@ class LBWriter:
         status: StatusWriter,
         recorder: EventRecorder,
         executor: KeyedExecutor,
+        background: KeyedExecutor | None = None,
         clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self.services = services
@@ -82,8 +87,10 @@ class LBWriter:
         self.status = status
         self.recorder = recorder
         self.executor = executor
+        self.background = background or KeyedExecutor(f"{executor.name}-background", 4, after=executor)
         self.clock = clock
         self._plans: dict[str, ServicePlan] = {}
+        self._notes: dict[str, str | None] = {}  # the allocated-from annotation to write
         self._events: dict[str, list[PlannedEvent]] = {}
         self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
@@ -94,71 +101,100 @@ class LBWriter:
     @property
     def busy(self) -> bool:
         """Writes queued, running, or waiting to be tried again."""
-        return bool(self.executor.pending or self._later)
+        return bool(self.executor.pending or self.background.pending or self._later)
 
     def close(self) -> None:
         for handle in self._later.values():
             handle.cancel()
         self._later.clear()
 
-    def _again(self, job_key: str, job: Job, error: KubeError) -> None:
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.executor.run(), name=self.executor.name)
+            group.create_task(self.background.run(), name=self.background.name)
+
+    def _again(self, job_key: str, job: Job, lane: KeyedExecutor, error: KubeError) -> None:
         if not isinstance(error, TemporaryError | Conflict):
             _log.error("not written", key=job_key, error=str(error))  # retrying cannot help
             return
         _log.warning("not written; trying again later", key=job_key, error=str(error), retry_in=RETRY_LATER)
         if job_key not in self._later:
             loop = asyncio.get_running_loop()
-            self._later[job_key] = loop.call_later(RETRY_LATER, self._resubmit, job_key, job)
+            self._later[job_key] = loop.call_later(RETRY_LATER, self._resubmit, job_key, job, lane)
 
-    def _resubmit(self, job_key: str, job: Job) -> None:
+    def _resubmit(self, job_key: str, job: Job, lane: KeyedExecutor) -> None:
         self._later.pop(job_key, None)
-        self.executor.submit(job_key, job)
+        lane.submit(job_key, job)
 
     def service(self, plan: ServicePlan, last_seen: Obj | None = None) -> None:
         """Make the Service carry `plan` (soon, once, in order with its earlier plans)."""
-        self._plans[plan.key] = plan
-        if plan.events:
-            self._events.setdefault(plan.key, []).extend(plan.events)
+        key = plan.key
+        note = ",".join(plan.allocated_from) if plan.manage and plan.allocated_from else None
         if last_seen is not None:
-            self._last_seen[plan.key] = last_seen
-        self.executor.submit(f"service:{plan.key}", lambda: self._write_service(plan.key))
+            self._last_seen[key] = last_seen
+        namespace, name = key.split("/", 1)
+        obj = self.services.get(namespace, name)
+        status_key, notes_key = f"service:{key}", f"notes:{key}"
+        # Nothing to write and nothing in flight: skip the queues (most plans after a restart).
+        # A write of ours still on its way back through the watch wakes the planner again.
+        if obj is not None and not plan.events and status_key not in self._later:
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            idle = not self.executor.has(status_key) and not self.background.has(notes_key)
+            same_note = annotations.get(ANNOTATION_ALLOCATED_FROM) == note
+            if idle and same_note and not service_fragment(plan, obj, self.clock()):
+                return
+        self._plans[key] = plan
+        self._notes[key] = note
+        if plan.events:
+            self._events.setdefault(key, []).extend(plan.events)
+        self.executor.submit(status_key, lambda: self._write_status(key))
+        self.background.submit(notes_key, lambda: self._write_notes(key))
 
     def pool(self, plan: PoolStatusPlan) -> None:
         self._pool_plans[plan.name] = plan
         self.executor.submit(f"pool:{plan.name}", lambda: self._write_pool(plan.name))
 
-    async def _write_service(self, key: str) -> None:
-        plan = self._plans.pop(key, None)
-        events = self._events.pop(key, [])
+    def _cached(self, key: str) -> Obj | None:
         namespace, name = key.split("/", 1)
-        obj = self.services.get(namespace, name)
+        return self.services.get(namespace, name)
+
+    async def _write_status(self, key: str) -> None:
+        plan = self._plans.pop(key, None)
+        obj = self._cached(key)
+        if obj is None or plan is None:
+            return
+        fragment = service_fragment(plan, obj, self.clock())
+        if not fragment:
+            return
+        try:
+            await self.status.patch_status(SERVICES, obj, fragment)
+        except NotFound:
+            return  # deleted meanwhile: its DELETED event brings the release
+        except KubeError as err:  # keep the plan (unless a newer one came)
+            self._plans.setdefault(key, plan)
+            self._again(f"service:{key}", lambda: self._write_status(key), self.executor, err)
+
+    async def _write_notes(self, key: str) -> None:
+        """The allocated-from annotation, then the Events planned for the Service."""
+        note = self._notes.pop(key, None)
+        events = self._events.pop(key, [])
+        obj = self._cached(key)
         target = obj or self._last_seen.pop(key, None)
-        if obj is not None and plan is not None:
-            fragment = service_fragment(plan, obj, self.clock())
-            annotation = ",".join(plan.allocated_from) if plan.manage and plan.allocated_from else None
+        if obj is not None:
             try:
-                await asyncio.gather(
-                    self._patch_status(obj, fragment),
-                    self.status.patch_metadata(
-                        SERVICES, obj, annotations={ANNOTATION_ALLOCATED_FROM: annotation}
-                    ),
-                )
+                await self.status.patch_metadata(SERVICES, obj, annotations={ANNOTATION_ALLOCATED_FROM: note})
             except NotFound:
-                return  # deleted meanwhile: its DELETED event brings the release
-            except KubeError as err:  # keep the plan (unless a newer one came) and its Events
-                self._plans.setdefault(key, plan)
+                obj = None
+            except KubeError as err:  # keep the annotation (unless a newer one came) and the Events
+                self._notes.setdefault(key, note)
                 self._events[key] = events + self._events.get(key, [])
-                self._again(f"service:{key}", lambda: self._write_service(key), err)
+                self._again(f"notes:{key}", lambda: self._write_notes(key), self.background, err)
                 return
         for event in events:
             if target is not None:
                 await self.recorder.record(
                     target, event.reason, event.note, type=event.type, resource=SERVICES
                 )
-
-    async def _patch_status(self, obj: Obj, fragment: dict[str, Any]) -> None:
-        if fragment:
-            await self.status.patch_status(SERVICES, obj, fragment)
 
     async def _write_pool(self, name: str) -> None:
         plan = self._pool_plans.pop(name, None)
@@ -171,4 +207,4 @@ class LBWriter:
             return
         except KubeError as err:
             self._pool_plans.setdefault(name, plan)
-            self._again(f"pool:{name}", lambda: self._write_pool(name), err)
+            self._again(f"pool:{name}", lambda: self._write_pool(name), self.executor, err)
