@@ -8,7 +8,6 @@ import pytest
 
 from lbipam.core.addresses import parse_block
 from lbipam.core.lbplanner import LBPlanner, ServicePlan
-from lbipam.core.lbstatus import pool_status
 from lbipam.core.lbviews import (
     PREFER_DUAL_STACK,
     REQUIRE_DUAL_STACK,
@@ -16,6 +15,7 @@ from lbipam.core.lbviews import (
     PoolView,
     ServiceView,
 )
+from lbipam.core.poolstatus import pool_status
 from lbipam.core.selectors import compile_selector
 
 

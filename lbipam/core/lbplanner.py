@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from netaddr import IPAddress
 
 from lbipam.core.allocator import AddressInUse, AllocatorError, OutOfRange, PoolExhausted
+from lbipam.core.blockindex import BlockIndex
 from lbipam.core.lbholdings import Book, Holding, canonical
-from lbipam.core.lbpools import PoolIndex, PoolState, ordered, rebuild
+from lbipam.core.lbpools import PoolState, ordered, pool_index, rebuild
 from lbipam.core.lbrequests import (
     ALREADY_ALLOCATED,
     FAMILY_NAME,
@@ -63,7 +64,7 @@ class LBPlanner:
         self.waiting: set[str] = set()  # Services not (fully) satisfied, retried when space frees
         self.freed = False  # an address became free since the caller last reset this
         self.touched: set[str] = set()  # pools whose counts changed since the caller last cleared it
-        self._index = PoolIndex({})
+        self._index = BlockIndex(())
         self._import_notes: dict[str, str] = {}
 
     # ---- pools --------------------------------------------------------------------------
@@ -71,7 +72,7 @@ class LBPlanner:
         """Take a new set of pools; holdings follow their addresses into the rebuilt pools."""
         previous = self.pools
         self.pools = rebuild(views, previous, self.reuse_delay)
-        self._index = PoolIndex(self.pools)
+        self._index = pool_index(self.pools)
         self.touched.update(self.pools)
         for holding in list(self.book.holdings.values()):
             old = previous.get(holding.pool) if holding.pool else None

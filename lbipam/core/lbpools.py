@@ -9,14 +9,12 @@ nothing. Called by the planner (`lbplanner`); pure, no I/O.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import netaddr
-
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.blockindex import BlockIndex
 from lbipam.core.lbviews import PoolView
 
 PREFIXLEN = {4: 32, 6: 128}
@@ -113,28 +111,14 @@ def rebuild(
     return states
 
 
-class PoolIndex:
-    """Which serving pool holds an address: a bisect over the serving pools' blocks (which never
-    overlap: of two overlapping pools the newer does not serve). O(log blocks) per look-up."""
-
-    def __init__(self, states: dict[str, PoolState]) -> None:
-        spans = sorted(
-            (block.first, block.last, block.version, name)
-            for name, state in states.items()
-            if state.serving and state.accepted is not None
-            for block in state.accepted.blocks
-        )
-        self._starts = {v: [s[0] for s in spans if s[2] == v] for v in (4, 6)}
-        self._spans = {v: [(s[1], s[3]) for s in spans if s[2] == v] for v in (4, 6)}
-
-    def find(self, ip: str, family: int) -> str | None:
-        """The serving pool whose blocks contain `ip`, or None."""
-        address = int(netaddr.IPAddress(ip))
-        index = bisect.bisect_right(self._starts.get(family, []), address) - 1
-        if index < 0:
-            return None
-        last, name = self._spans[family][index]
-        return name if address <= last else None
+def pool_index(states: dict[str, PoolState]) -> BlockIndex:
+    """Where each serving pool's blocks lie."""
+    return BlockIndex(
+        (block, name)
+        for name, state in states.items()
+        if state.serving and state.accepted is not None
+        for block in state.accepted.blocks
+    )
 
 
 def ordered(states: Iterable[PoolState]) -> list[PoolState]:

@@ -9,17 +9,16 @@ Service status goes first; the annotation and Events follow in a background lane
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from lbipam.controllers.executor import Job, KeyedExecutor
+from lbipam.controllers.lanes import Lanes
 from lbipam.core.conditions import set_condition
 from lbipam.core.lbplanner import PlannedEvent, ServicePlan
-from lbipam.core.lbstatus import PoolStatusPlan
 from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
-from lbipam.k8s.errors import Conflict, KubeError, NotFound, TemporaryError
+from lbipam.core.poolstatus import PoolStatusPlan
+from lbipam.k8s.errors import KubeError, NotFound
 from lbipam.k8s.events import EventRecorder
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import KVLog
@@ -28,7 +27,6 @@ from lbipam.k8s.status import StatusWriter
 from lbipam.k8s.times import now as wall_clock
 
 Obj = dict[str, Any]
-RETRY_LATER = 2.0  # seconds before a write that failed past its own retries is tried again
 _log = KVLog("lbipam.controller.lbipam")
 
 
@@ -69,8 +67,8 @@ def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -
 
 
 class LBWriter:
-    """Two lanes: `executor` writes Service and pool status (what users wait for); `background`
-    writes the allocated-from annotation and Events, only while the first lane is idle."""
+    """Service status and pool status go in the first lane; the allocated-from annotation and
+    Events in the background lane (see `Lanes`)."""
 
     def __init__(
         self,
@@ -78,53 +76,21 @@ class LBWriter:
         pools: Informer,
         status: StatusWriter,
         recorder: EventRecorder,
-        executor: KeyedExecutor,
-        background: KeyedExecutor | None = None,
+        concurrency: int = 8,
         clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self.services = services
         self.pools = pools
         self.status = status
         self.recorder = recorder
-        self.executor = executor
-        self.background = background or KeyedExecutor(f"{executor.name}-background", 4, after=executor)
         self.clock = clock
+        self.lanes = Lanes("lbipam-writer", concurrency)
+        self.executor, self.background = self.lanes.executor, self.lanes.background
         self._plans: dict[str, ServicePlan] = {}
         self._notes: dict[str, str | None] = {}  # the allocated-from annotation to write
         self._events: dict[str, list[PlannedEvent]] = {}
         self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
-        # Writes that failed past StatusWriter's retries (the API was away for a while): nothing
-        # else would bring them back, since the planner already counts them done.
-        self._later: dict[str, asyncio.TimerHandle] = {}
-
-    @property
-    def busy(self) -> bool:
-        """Writes queued, running, or waiting to be tried again."""
-        return bool(self.executor.pending or self.background.pending or self._later)
-
-    def close(self) -> None:
-        for handle in self._later.values():
-            handle.cancel()
-        self._later.clear()
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.executor.run(), name=self.executor.name)
-            group.create_task(self.background.run(), name=self.background.name)
-
-    def _again(self, job_key: str, job: Job, lane: KeyedExecutor, error: KubeError) -> None:
-        if not isinstance(error, TemporaryError | Conflict):
-            _log.error("not written", key=job_key, error=str(error))  # retrying cannot help
-            return
-        _log.warning("not written; trying again later", key=job_key, error=str(error), retry_in=RETRY_LATER)
-        if job_key not in self._later:
-            loop = asyncio.get_running_loop()
-            self._later[job_key] = loop.call_later(RETRY_LATER, self._resubmit, job_key, job, lane)
-
-    def _resubmit(self, job_key: str, job: Job, lane: KeyedExecutor) -> None:
-        self._later.pop(job_key, None)
-        lane.submit(job_key, job)
 
     def service(self, plan: ServicePlan, last_seen: Obj | None = None) -> None:
         """Make the Service carry `plan` (soon, once, in order with its earlier plans)."""
@@ -137,7 +103,7 @@ class LBWriter:
         status_key, notes_key = f"service:{key}", f"notes:{key}"
         # Nothing to write and nothing in flight: skip the queues (most plans after a restart).
         # A write of ours still on its way back through the watch wakes the planner again.
-        if obj is not None and not plan.events and status_key not in self._later:
+        if obj is not None and not plan.events and not self.lanes.waiting_again(status_key):
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
             idle = not self.executor.has(status_key) and not self.background.has(notes_key)
             same_note = annotations.get(ANNOTATION_ALLOCATED_FROM) == note
@@ -172,7 +138,7 @@ class LBWriter:
             return  # deleted meanwhile: its DELETED event brings the release
         except KubeError as err:  # keep the plan (unless a newer one came)
             self._plans.setdefault(key, plan)
-            self._again(f"service:{key}", lambda: self._write_status(key), self.executor, err)
+            self.lanes.later(f"service:{key}", lambda: self._write_status(key), self.executor, err)
 
     async def _write_notes(self, key: str) -> None:
         """The allocated-from annotation, then the Events planned for the Service."""
@@ -188,7 +154,7 @@ class LBWriter:
             except KubeError as err:  # keep the annotation (unless a newer one came) and the Events
                 self._notes.setdefault(key, note)
                 self._events[key] = events + self._events.get(key, [])
-                self._again(f"notes:{key}", lambda: self._write_notes(key), self.background, err)
+                self.lanes.later(f"notes:{key}", lambda: self._write_notes(key), self.background, err)
                 return
         for event in events:
             if target is not None:
@@ -207,4 +173,4 @@ class LBWriter:
             return
         except KubeError as err:
             self._pool_plans.setdefault(name, plan)
-            self._again(f"pool:{name}", lambda: self._write_pool(name), self.executor, err)
+            self.lanes.later(f"pool:{name}", lambda: self._write_pool(name), self.executor, err)

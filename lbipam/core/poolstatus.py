@@ -1,17 +1,45 @@
-"""The status a LoadBalancerIPPool should carry, computed from the planner's pool state. Pure.
+"""The status a pool should carry (LoadBalancerIPPool or PodCIDRPool), from a planner's pool state.
 
 Conditions: Ready (Valid / Invalid), Conflict (NoOverlap / Overlap, naming the older pool),
-Exhausted (AddressesFree / NoAddressesFree); exact counts per family as decimal strings (IPv6
-counts exceed int64); observedGeneration. The controller's executor merges the conditions into
-the pool's current ones (keeping lastTransitionTime) and writes only when something changed.
+Exhausted (AddressesFree / NoAddressesFree), and for PodCIDRPools InvalidChange (Accepted /
+Refused, saying what to do instead); exact counts per family as decimal strings (IPv6 counts
+exceed int64; a PodCIDRPool counts node CIDRs); observedGeneration. The controllers' writers
+merge the conditions into the pool's current ones (keeping lastTransitionTime) and write only
+when something changed. Pure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from lbipam.core.lbpools import PoolState
+from lbipam.core.addresses import Block
+from lbipam.core.allocator import Allocator
 from lbipam.core.lbviews import CurrentCondition
+
+
+class _View(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def problems(self) -> tuple[str, ...]: ...
+    @property
+    def valid(self) -> bool: ...
+
+
+class PoolLike(Protocol):
+    """What both planners' pool states have."""
+
+    @property
+    def view(self) -> _View: ...
+    @property
+    def accepted(self) -> _View | None: ...
+    @property
+    def loses_to(self) -> tuple[str, Block, Block] | None: ...
+    @property
+    def allocators(self) -> dict[int, Allocator]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +54,8 @@ class PoolStatusPlan:
         return any(t == "Exhausted" and c.status == "True" for t, c in self.conditions)
 
 
-def pool_status(state: PoolState) -> PoolStatusPlan:
+def pool_status(state: PoolLike, refused: str | None = None, *, changes: bool = False) -> PoolStatusPlan:
+    """`changes`: also report InvalidChange (PodCIDRPools), refused when `refused` says why."""
     view = state.view
     if view.valid:
         ready = CurrentCondition("True", "Valid", "the spec is valid")
@@ -62,5 +91,16 @@ def pool_status(state: PoolState) -> PoolStatusPlan:
         exhausted = CurrentCondition("True", "NoAddressesFree", "no free address: " + ", ".join(free))
     else:
         exhausted = CurrentCondition("False", "AddressesFree", ", ".join(free) or "serving no addresses")
-    conditions = (("Ready", ready), ("Conflict", conflict), ("Exhausted", exhausted))
+    conditions: tuple[tuple[str, CurrentCondition], ...] = (
+        ("Ready", ready),
+        ("Conflict", conflict),
+        ("Exhausted", exhausted),
+    )
+    if changes:
+        change = (
+            CurrentCondition("True", "Refused", f"{refused}; still serving from the last accepted spec")
+            if refused
+            else CurrentCondition("False", "Accepted", "the spec in force is the latest one")
+        )
+        conditions += (("InvalidChange", change),)
     return PoolStatusPlan(view.name, view.generation, conditions, counts)

@@ -1,0 +1,66 @@
+"""Two write lanes and "try again later": the shared machinery of the controllers' writers.
+
+The first lane carries what users wait for (an IP in a Service's status, a CIDR on a Node, pool
+status); the second (annotations, conditions, Events) starts jobs only while the first is idle, so
+a burst of new objects gets served first. A write that fails past `StatusWriter`'s own retries
+(the API was away for a while) is submitted again after `RETRY_LATER` seconds: the planner already
+counts it done, so nothing else would bring it back. Subclassed by `LBWriter` and `PodCIDRWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lbipam.controllers.executor import Job, KeyedExecutor
+from lbipam.k8s.errors import Conflict, KubeError, TemporaryError
+from lbipam.k8s.logs import KVLog
+
+RETRY_LATER = 2.0  # seconds before a write that failed past its own retries is tried again
+
+
+class Lanes:
+    def __init__(self, name: str, concurrency: int) -> None:
+        self.executor = KeyedExecutor(name, concurrency)
+        self.background = KeyedExecutor(f"{name}-background", max(1, concurrency // 2), after=self.executor)
+        self._later: dict[str, asyncio.TimerHandle] = {}
+        self._log = KVLog(f"lbipam.{name}")
+
+    @property
+    def busy(self) -> bool:
+        """Writes queued, running, or waiting to be tried again."""
+        return bool(self.executor.pending or self.background.pending or self._later)
+
+    @property
+    def done(self) -> tuple[int, int]:
+        """(jobs done, jobs failed) in both lanes."""
+        lanes = (self.executor, self.background)
+        return (sum(e.done for e in lanes), sum(e.failed for e in lanes))
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.executor.run(), name=self.executor.name)
+            group.create_task(self.background.run(), name=self.background.name)
+
+    def close(self) -> None:
+        for handle in self._later.values():
+            handle.cancel()
+        self._later.clear()
+
+    def later(self, job_key: str, job: Job, lane: KeyedExecutor, error: KubeError) -> None:
+        """Try `job` again in RETRY_LATER seconds, if retrying can help."""
+        if not isinstance(error, TemporaryError | Conflict):
+            self._log.error("not written", key=job_key, error=str(error))
+            return
+        self._log.warning(
+            "not written; trying again later", key=job_key, error=str(error), retry_in=RETRY_LATER
+        )
+        if job_key not in self._later:
+            loop = asyncio.get_running_loop()
+            self._later[job_key] = loop.call_later(RETRY_LATER, self._resubmit, job_key, job, lane)
+
+    def waiting_again(self, job_key: str) -> bool:
+        return job_key in self._later
+
+    def _resubmit(self, job_key: str, job: Job, lane: KeyedExecutor) -> None:
+        self._later.pop(job_key, None)
+        lane.submit(job_key, job)

@@ -1,0 +1,194 @@
+"""The planning loop both controllers run while they lead: dirty keys in, plans out.
+
+Informer handlers only mark keys dirty and wake the loop; the loop plans dirty keys in batches
+(one planner, never shared), hands the plans to a writer working in parallel, writes the status
+of pools whose counts changed (at most once per POOL_STATUS_INTERVAL while objects stream in),
+retries waiting objects when addresses are freed or a reuse delay ends, and says when it is
+ready and quiet. `lead()` starts from scratch each time leadership is won: pools, then every
+existing assignment, then new allocations. Subclassed by `LBController` and `PodCIDRController`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from lbipam.controllers.lanes import Lanes
+from lbipam.core.poolstatus import PoolStatusPlan
+from lbipam.k8s.informer import Informer
+from lbipam.k8s.logs import KVLog
+
+Obj = dict[str, Any]
+BATCH = 256  # objects planned before yielding to the event loop
+POOL_STATUS_INTERVAL = 1.0  # seconds between pool status rounds while objects stream in
+
+
+class Planner(Protocol):
+    freed: bool
+    waiting: set[str]
+    touched: set[str]
+
+    @property
+    def pools(self) -> dict[str, Any]: ...
+    @property
+    def next_expiry(self) -> float | None: ...
+    def expire(self, now: float) -> None: ...
+
+
+class Writer(Protocol):
+    @property
+    def lanes(self) -> Lanes: ...
+    def pool(self, plan: PoolStatusPlan) -> None: ...
+
+
+class PlanningLoop(ABC):
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.clock = clock
+        self.planner: Any = None  # while leading
+        self.writer: Any = None  # while leading
+        self.ready = asyncio.Event()  # set once the first full round after leading began is planned
+        self._dirty: set[str] = set()
+        self._pools_dirty = True
+        # Pools whose status changed under us (mostly our own writes): their status is written
+        # again once the cache holds the change, since a write skipped as "unchanged" against a
+        # cached copy that did not yet show our previous write is caught only so.
+        self._recheck: set[str] = set()
+        self._announced = False
+        self._wake = asyncio.Event()
+        self._log = KVLog(f"lbipam.controller.{name}")
+
+    # ---- what a controller provides ----------------------------------------------------
+    @abstractmethod
+    def informers(self) -> list[Informer]: ...
+
+    @abstractmethod
+    def new_planner(self) -> Planner: ...
+
+    @abstractmethod
+    def new_writer(self) -> Writer: ...
+
+    @abstractmethod
+    def start(self, planner: Any) -> set[str]:
+        """Set the pools and import every existing assignment; returns every key to plan."""
+
+    @abstractmethod
+    def set_pools(self, planner: Any) -> set[str]:
+        """Give the planner the pools anew; returns the keys to plan again."""
+
+    @abstractmethod
+    def plan(self, planner: Any, writer: Any, key: str, now: float) -> None:
+        """Plan one key and hand the result to the writer."""
+
+    @abstractmethod
+    def pool_status(self, planner: Any, name: str) -> PoolStatusPlan: ...
+
+    # ---- change notifications (cheap: mark and wake) ----------------------------------
+    def mark(self, *keys: str) -> None:
+        self._dirty.update(keys)
+        self._wake.set()
+
+    def pool_changed(self, event: str, new: Obj, old: Obj | None) -> None:
+        """Informer handler for pools: a spec change replans; a status change is re-checked."""
+        if old is not None and old.get("spec") == new.get("spec") and event == "MODIFIED":
+            self._recheck.add((new.get("metadata") or {}).get("name", ""))
+        else:
+            self._pools_dirty = True
+        self._wake.set()
+
+    # ---- leading -----------------------------------------------------------------------
+    async def lead(self) -> None:
+        """Plan and write until cancelled (leadership lost or shutdown)."""
+        for informer in self.informers():
+            await informer.synced.wait()
+        planner, writer = self.new_planner(), self.new_writer()
+        self.planner, self.writer, self._announced = planner, writer, False
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(writer.lanes.run(), name=f"{self.name}-writer")
+                gc.disable()  # a start-up over 10k cached objects: full collections are 300 ms pauses
+                try:
+                    self._dirty = self.start(planner)
+                finally:
+                    gc.enable()
+                gc.freeze()  # what exists now lives as long as we lead: out of the collector's sweeps
+                self._pools_dirty = True  # the first round writes every pool's status
+                self._wake.set()
+                await self._loop(planner, writer)
+        finally:
+            writer.lanes.close()
+            self.planner = self.writer = None
+            self.ready.clear()
+
+    def quiet(self) -> bool:
+        """Nothing left to do now: leading, the first round planned, no change waiting, no write
+        queued or running, and no waiting object that a freed address or an ending reuse delay
+        may serve. Tests and benchmarks wait on it."""
+        planner, writer = self.planner, self.writer
+        if planner is None or writer is None or not self.ready.is_set():
+            return False
+        if self._dirty or self._pools_dirty or self._recheck or writer.lanes.busy:
+            return False
+        return not (planner.waiting and (planner.freed or planner.next_expiry is not None))
+
+    def work_done(self) -> tuple[int, int]:
+        """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
+        return self.writer.lanes.done if self.writer is not None else (0, 0)
+
+    async def _loop(self, planner: Planner, writer: Writer) -> None:
+        last_pool_round = -POOL_STATUS_INTERVAL
+        while True:
+            await self._wait(planner)
+            now = self.clock()
+            if self._pools_dirty:
+                self._pools_dirty = False
+                self._dirty |= self.set_pools(planner)
+            planner.expire(now)
+            if planner.freed:
+                planner.freed = False
+                self._dirty |= planner.waiting
+            await self._plan_dirty(planner, writer)
+            due = self.clock() - last_pool_round >= POOL_STATUS_INTERVAL
+            if planner.touched and (due or not self._dirty):
+                last_pool_round = self.clock()
+                self._recheck -= planner.touched
+                self._write_pools(planner, writer, planner.touched)
+                planner.touched.clear()
+            if self._recheck and not self._dirty:
+                self._write_pools(planner, writer, self._recheck)
+                self._recheck.clear()
+            if not self._dirty:
+                self._first_round_done(planner)
+
+    def _write_pools(self, planner: Planner, writer: Writer, names: set[str]) -> None:
+        for name in names & planner.pools.keys():
+            writer.pool(self.pool_status(planner, name))
+
+    def _first_round_done(self, planner: Planner) -> None:
+        self.ready.set()
+        if not self._announced:
+            self._announced = True
+            gc.freeze()  # what the first round built stays too
+            self._log.info("ready: every object planned", pools=len(planner.pools))
+
+    async def _wait(self, planner: Planner) -> None:
+        if self._dirty or self._pools_dirty or self._recheck or (planner.freed and planner.waiting):
+            return  # a release in the last round (reuse delay 0) may serve a waiting object now
+        self._wake.clear()
+        expiry = planner.next_expiry
+        timeout = None if expiry is None else max(0.0, expiry - self.clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _plan_dirty(self, planner: Planner, writer: Writer) -> None:
+        keys = sorted(self._dirty)[:BATCH]
+        self._dirty.difference_update(keys)
+        now = self.clock()
+        for key in keys:
+            self.plan(planner, writer, key, now)
+        await asyncio.sleep(0)  # let informers and writers run between batches

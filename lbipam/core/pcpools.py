@@ -1,0 +1,140 @@
+"""PodCIDRPools as the PodCIDR core holds them: accepted spec, refused changes, allocators.
+
+The growth rule (DESIGN.md "PodCIDRPool"): appending CIDRs (or a family) is always accepted and
+grows the pool at once; changing `maskSize`, or removing or altering a CIDR, while nodes hold
+CIDRs from it is refused: the pool keeps serving from the last accepted spec and reports
+`InvalidChange` with what to do instead. An invalid spec (the model's checks) likewise keeps the
+last accepted one. Of two overlapping pools the newer loses (`Conflict`) and serves nothing.
+Pure, no I/O; called by `pcplanner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lbipam.core.addresses import Block
+from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.blockindex import BlockIndex
+from lbipam.core.pcviews import FamilySpec, PCPoolView
+
+
+@dataclass
+class PCPoolState:
+    view: PCPoolView
+    accepted: PCPoolView | None
+    allocators: dict[int, Allocator] = field(default_factory=dict)
+    loses_to: tuple[str, Block, Block] | None = None
+    refused: str | None = None  # why the latest spec was not accepted (InvalidChange)
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    @property
+    def serving(self) -> bool:
+        return self.accepted is not None and self.loses_to is None
+
+    def can_allocate(self) -> bool:
+        return self.serving and self.accepted is not None and not self.accepted.disabled
+
+
+def _held_in(allocator: Allocator | None, block: Block) -> list[str]:
+    if allocator is None:
+        return []
+    return [owner for net, owner in allocator.allocations() if block.first <= int(net.first) <= block.last]
+
+
+def refusal(old: PCPoolView, new: PCPoolView, allocators: dict[int, Allocator]) -> str | None:
+    """Why `new` may not replace `old` while the allocations in `allocators` exist, or None."""
+    for family, before in sorted(old.families.items()):
+        allocator = allocators.get(family)
+        held = sorted(allocator.allocations()) if allocator else []
+        after = new.families.get(family)
+        where = f"spec.ipv{family}"
+        if after is None:
+            if held:
+                return f"{where} cannot be removed while {len(held)} node(s) hold CIDRs from it"
+            continue
+        if after.mask != before.mask and held:
+            return (
+                f"{where}.maskSize cannot change from {before.mask} to {after.mask} while "
+                f"{len(held)} node(s) hold /{before.mask}s from this pool; keep maskSize {before.mask} "
+                f"and append a new CIDR to {where}.cidrs to grow it, or create another PodCIDRPool"
+            )
+        for block in before.cidrs:
+            nodes = _held_in(allocator, block)
+            if block not in after.cidrs and nodes:
+                shown = ", ".join(nodes[:3]) + (" ..." if len(nodes) > 3 else "")
+                return (
+                    f"{where}.cidrs: {block} cannot be removed or altered while nodes hold CIDRs from "
+                    f"it ({shown}); keep it and append new CIDRs to {where}.cidrs instead"
+                )
+    return None
+
+
+def _allocator(
+    before: Allocator | None, old: FamilySpec | None, new: FamilySpec, reuse_delay: float
+) -> Allocator:
+    """Keep the allocator when the family only grew (same mask, old CIDRs first); else a new one."""
+    grown = old is not None and old.mask == new.mask and new.cidrs[: len(old.cidrs)] == old.cidrs
+    if before is not None and old is not None and grown:
+        added = new.cidrs[len(old.cidrs) :]
+        if added:
+            before.add_blocks(added)
+        return before
+    fresh = Allocator(new.cidrs, new.mask, reuse_delay=reuse_delay)
+    if before is not None:
+        for net, until, owner in before.held_back():
+            if fresh.contains(net):
+                try:
+                    fresh.hold_back(net, until, owner)
+                except (ValueError, AllocatorError):
+                    continue
+    return fresh
+
+
+def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[str, Block, Block] | None:
+    for other in older:
+        if other.serving and other.accepted is not None:
+            for theirs in other.accepted.blocks:
+                for ours in view.blocks:
+                    if ours.overlaps(theirs):
+                        return (other.name, theirs, ours)
+    return None
+
+
+def rebuild(
+    views: Iterable[PCPoolView], previous: dict[str, PCPoolState], reuse_delay: float
+) -> dict[str, PCPoolState]:
+    states: dict[str, PCPoolState] = {}
+    for view in sorted(views, key=lambda v: v.age_key):
+        before = previous.get(view.name)
+        old = before.accepted if before is not None else None
+        accepted, refused = old, None
+        if view.valid:
+            refused = refusal(old, view, before.allocators) if old is not None and before else None
+            accepted = old if refused else view
+        state = PCPoolState(view, accepted, refused=refused)
+        if accepted is not None:
+            state.loses_to = _conflict(accepted, states.values())
+        if state.serving and accepted is not None:
+            kept = before.allocators if before is not None and before.serving else {}
+            for family, spec in accepted.families.items():
+                old_spec = old.families.get(family) if old is not None else None
+                state.allocators[family] = _allocator(kept.get(family), old_spec, spec, reuse_delay)
+        states[view.name] = state
+    return states
+
+
+def pool_index(states: dict[str, PCPoolState]) -> BlockIndex:
+    return BlockIndex(
+        (block, name)
+        for name, state in states.items()
+        if state.serving and state.accepted is not None
+        for block in state.accepted.blocks
+    )
+
+
+def ordered(states: Iterable[PCPoolState]) -> list[PCPoolState]:
+    return sorted(states, key=lambda s: (s.accepted or s.view).order_key)
