@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Command = Callable[[argparse.Namespace], int]
-LB_CLASS = "lbipam.io/bgp"  # kept here (not imported) so that `lbipam --help` imports nothing heavy
+# Kept here (not imported) so that `lbipam --help` imports nothing heavy.
+LB_CLASS = "lbipam.io/bgp"
+PODCIDR_TARGETS = ("node", "ciliumnode", "ciliumnode-pool", "node-annotations", "none")
 
 
 def _cmd_crds(args: argparse.Namespace) -> int:
@@ -92,8 +94,8 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--reuse-delay",
         type=float,
         default=30.0,
-        help="seconds a released IP is held back before it is handed out again, so the withdraw "
-        "reaches the routers first (default 30)",
+        help="seconds a released IP (or a deleted node's pod CIDR) is held back before it is handed "
+        "out again, so the withdraw reaches the routers first (default 30)",
     )
     cmd.add_argument(
         "--no-default-class",
@@ -109,6 +111,29 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     cmd.add_argument("--identity", help="this replica's name in the Lease (default: hostname-pid)")
     cmd.add_argument("--concurrency", type=int, default=8, help="API writes in flight at once (default 8)")
+    cmd.add_argument(
+        "--podcidr-target",
+        choices=PODCIDR_TARGETS,
+        default="none",
+        help="where nodes' pod CIDRs from PodCIDRPools go: node (Node spec.podCIDR(s), as "
+        "kube-controller-manager --allocate-node-cidrs), ciliumnode (CiliumNode spec.ipam.podCIDRs), "
+        "ciliumnode-pool (single IPs in CiliumNode spec.ipam.pool, CRD-backed IPAM), node-annotations "
+        "(io.cilium.network.ipv4/ipv6-pod-cidr), or none: PodCIDR management off (default)",
+    )
+    cmd.add_argument(
+        "--pool-pre-allocate",
+        type=int,
+        default=8,
+        help="ciliumnode-pool: free IPs kept in a CiliumNode's pool above what is used, unless its "
+        "spec.ipam.pre-allocate says otherwise (default 8)",
+    )
+    cmd.add_argument(
+        "--pool-max-above-watermark",
+        type=int,
+        default=8,
+        help="ciliumnode-pool: free IPs allowed above the pre-allocation before the pool is trimmed, "
+        "unless spec.ipam.max-above-watermark says otherwise (default 8)",
+    )
     cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     cmd.set_defaults(run=_cmd_controller)
 

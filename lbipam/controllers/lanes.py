@@ -4,14 +4,20 @@ The first lane carries what users wait for (an IP in a Service's status, a CIDR 
 status); the second (annotations, conditions, Events) starts jobs only while the first is idle, so
 a burst of new objects gets served first. A write that fails past `StatusWriter`'s own retries
 (the API was away for a while) is submitted again after `RETRY_LATER` seconds: the planner already
-counts it done, so nothing else would bring it back. Subclassed by `LBWriter` and `PodCIDRWriter`.
+counts it done, so nothing else would bring it back. Used by `LBWriter` and `PodCIDRWriter`, with
+`pool_fragment`, the status patch of a pool of either kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from lbipam.controllers.executor import Job, KeyedExecutor
+from lbipam.core.conditions import set_condition
+from lbipam.core.poolstatus import PoolStatusPlan
 from lbipam.k8s.errors import Conflict, KubeError, TemporaryError
 from lbipam.k8s.logs import KVLog
 
@@ -64,3 +70,13 @@ class Lanes:
     def _resubmit(self, job_key: str, job: Job, lane: KeyedExecutor) -> None:
         self._later.pop(job_key, None)
         lane.submit(job_key, job)
+
+
+def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    status = obj.get("status") or {}
+    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    for type_, c in plan.conditions:
+        conditions = set_condition(
+            conditions, type_, c.status, c.reason, c.message, plan.observed_generation, now
+        )
+    return {"observedGeneration": plan.observed_generation, "conditions": conditions, **plan.counts}

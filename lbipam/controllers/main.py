@@ -8,10 +8,20 @@ import gc
 import logging
 from dataclasses import replace
 
-from lbipam.controllers.app import ControllerApp, LeaderOptions
+from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
+from lbipam.controllers.podcidr.controller import PodCIDROptions
 from lbipam.k8s.client import connect
 from lbipam.k8s.tasks import Tasks, run_until_signal
+
+
+def podcidr_settings(args: argparse.Namespace) -> PodCIDRSettings:
+    return PodCIDRSettings(
+        target=args.podcidr_target,
+        pre_allocate=args.pool_pre_allocate,
+        max_above_watermark=args.pool_max_above_watermark,
+        options=PodCIDROptions(reuse_delay=args.reuse_delay, concurrency=args.concurrency),
+    )
 
 
 def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
@@ -31,7 +41,7 @@ def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
 async def serve(args: argparse.Namespace) -> None:
     kube = await connect(args.kubeconfig)
     lb, leader = options(args)
-    app = ControllerApp(kube, lb, leader)
+    app = ControllerApp(kube, lb, leader, podcidr_settings(args))
     try:
         await run_until_signal(lambda tasks: _start(tasks, app))
     finally:

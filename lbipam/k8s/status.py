@@ -20,7 +20,7 @@ from lbipam.k8s.client import Kube
 from lbipam.k8s.errors import Backoff, retry
 from lbipam.k8s.logs import object_log
 from lbipam.k8s.resources import Resource, describe, object_key
-from lbipam.k8s.wire import Obj
+from lbipam.k8s.wire import Obj, PatchType
 
 CONTROLLER_FIELD_MANAGER = "lbipam-controller"
 SPEAKER_FIELD_MANAGER = "lbipam-speaker"
@@ -93,7 +93,38 @@ class StatusWriter:
             return None
         return await self._patch(res, obj, {"metadata": fragment}, None)
 
-    async def _patch(self, res: Resource, obj: Mapping[str, Any], body: Obj, subresource: str | None) -> Obj:
+    async def patch_object(
+        self, res: Resource, obj: Mapping[str, Any], fragment: Mapping[str, Any]
+    ) -> Obj | None:
+        """Merge `fragment` into the object itself (spec, metadata), unless it is already there."""
+        if not changes(obj, fragment):
+            self.skipped += 1
+            return None
+        return await self._patch(res, obj, dict(fragment), None, part="object")
+
+    async def patch_condition(
+        self, res: Resource, obj: Mapping[str, Any], condition: Mapping[str, Any]
+    ) -> Obj | None:
+        """Set one entry of status.conditions with a strategic merge patch (built-in kinds: Node),
+        so the conditions other writers (the kubelet) keep meanwhile are not overwritten."""
+        current = ((obj.get("status") or {}).get("conditions")) or []
+        mine = next((c for c in current if c.get("type") == condition.get("type")), None)
+        if mine is not None and dict(mine) == dict(condition):
+            self.skipped += 1
+            return None
+        body = {"status": {"conditions": [dict(condition)]}}
+        return await self._patch(res, obj, body, "status", patch_type="strategic")
+
+    async def _patch(
+        self,
+        res: Resource,
+        obj: Mapping[str, Any],
+        body: Obj,
+        subresource: str | None,
+        *,
+        patch_type: PatchType = "merge",
+        part: str | None = None,
+    ) -> Obj:
         namespace, name = object_key(obj)
 
         async def send() -> Obj:
@@ -102,18 +133,18 @@ class StatusWriter:
                 name,
                 body,
                 namespace=namespace or None,
-                patch_type="merge",
+                patch_type=patch_type,
                 subresource=subresource,
                 field_manager=self.field_manager,
             )
 
-        what = f"{subresource or 'metadata'} of {res.kind} {describe(obj)}"
+        what = f"{part or subresource or 'metadata'} of {res.kind} {describe(obj)}"
         backoff = Backoff(base=0.05, cap=self.backoff_cap)
         result = await retry(send, what=what, attempts=self.attempts, conflicts=True, backoff=backoff)
         self.writes += 1
         object_log("lbipam.k8s.status", res, obj).debug(
             "written",
-            part=subresource or "metadata",
+            part=part or subresource or "metadata",
             rv=(result.get("metadata") or {}).get("resourceVersion"),
         )
         return result

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from lbipam.controllers.lanes import Lanes
+from lbipam.controllers.lanes import Lanes, pool_fragment
 from lbipam.core.conditions import set_condition
 from lbipam.core.lbplanner import PlannedEvent, ServicePlan
 from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
@@ -54,16 +54,6 @@ def service_fragment(plan: ServicePlan, obj: Mapping[str, Any], now: datetime) -
     if len(others) != len(current):
         fragment["conditions"] = others or None
     return fragment
-
-
-def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    status = obj.get("status") or {}
-    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
-    for type_, c in plan.conditions:
-        conditions = set_condition(
-            conditions, type_, c.status, c.reason, c.message, plan.observed_generation, now
-        )
-    return {"observedGeneration": plan.observed_generation, "conditions": conditions, **plan.counts}
 
 
 class LBWriter:
