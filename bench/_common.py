@@ -5,14 +5,16 @@ processes; `in_parallel` keeps IN_FLIGHT requests going; `request` is one JSON r
 an error status; `Watch` is a resumable watch over plain aiohttp (resumes from the last
 resourceVersion, relists on 410); `cpu_seconds` reads a process's CPU time from /proc; `until`
 polls a condition with a deadline; `row` prints one labelled figure; `bare_list` and `paged_list`
-time lists. Used by bench/apiserver.py and bench/controller.py, which run as scripts (so this
-module is imported as `_common`).
+time lists; `install_crd` creates a CRD and waits until it is Established. Used by
+bench/apiserver.py, bench/controller.py and bench/podcidr.py, which run as scripts (so this module
+is imported as `_common`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import gc
 import json
 import os
@@ -20,16 +22,18 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_FLIGHT = 8
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON = {"Content-Type": "application/json"}
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 QUIET = 1.0  # seconds of flat CPU that count as idle
 LEADING = "leading identity="  # the controller's log lines that mark its start-up
@@ -102,20 +106,25 @@ class Server:
 class Controller:
     """`lbipam controller --no-leader-elect` in a child process; notes when its log lines appear."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, args: Sequence[str] = (), marks: Sequence[str] = (LEADING, IMPORTED)
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.args = tuple(args)  # more command-line arguments, e.g. ("--podcidr-target", "node")
+        self.marks = tuple(marks)  # the log messages whose first appearance is timed
         self.process: asyncio.subprocess.Process | None = None
         self.began = 0.0
         self.lines: dict[str, float] = {}  # first appearance of each watched message
+        self.cpu_at: dict[str, float] = {}  # the controller's CPU seconds when it appeared
         self.problems: list[str] = []  # WARNING and ERROR lines
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.lines, self.problems = {}, []
+        self.lines, self.cpu_at, self.problems = {}, {}, []
         self.began = time.perf_counter()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lbipam", "controller", "--kubeconfig", str(self.kubeconfig),
-            "--no-leader-elect", "--reuse-delay", "30",
+            "--no-leader-elect", "--reuse-delay", "30", *self.args,
             stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=CHILD_ENV,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read())
@@ -125,9 +134,11 @@ class Controller:
         assert self.process.stderr is not None
         async for raw in self.process.stderr:
             line = raw.decode(errors="replace").rstrip()
-            for message in (LEADING, IMPORTED):
+            for message in self.marks:
                 if message in line and message not in self.lines:
                     self.lines[message] = time.perf_counter()
+                    with contextlib.suppress(OSError):  # it may have exited meanwhile
+                        self.cpu_at[message] = cpu_seconds(self.process.pid)
             if " WARNING " in line or " ERROR " in line or "Traceback" in line:
                 self.problems.append(line)
 
@@ -220,6 +231,20 @@ async def paged_list(http: aiohttp.ClientSession, path: str, what: str, limit: i
         if not token:
             break
     row(f"list of {count} {what} in pages of {limit}", f"{1000 * (time.perf_counter() - began):8.0f} ms")
+
+
+async def install_crd(http: aiohttp.ClientSession, path: Path) -> None:
+    """Create the CustomResourceDefinition in the YAML file `path`; wait until it is Established."""
+    crd = yaml.safe_load(path.read_text())  # noqa: ASYNC240 (a small file, before any timing)
+    await request(http, "POST", CRDS, crd)
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline:
+        async with http.get(f"{CRDS}/{crd['metadata']['name']}") as response:
+            conditions = ((await response.json()).get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"the CRD {crd['metadata']['name']} did not become Established")
 
 
 async def request(http: aiohttp.ClientSession, method: str, path: str, body: Any, headers: Any = None) -> Any:

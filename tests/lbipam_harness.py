@@ -6,7 +6,8 @@ goes over real HTTP through `lbipam.k8s.Kube` (the real kubernetes_asyncio clien
   `ServiceSpec`, a Service the chaos walk rewrites whole;
 - `Api`: the test's own client; its writes retry injected faults (409/429/500), since
   `faults.fail_next_writes` fails whichever writes come next, the test's included;
-- `Running`: one `ControllerApp` as a task, and `settle()`: wait until it has nothing left to do;
+- `Running`: one `ControllerApp` as a task (tests/controller_harness.py), and `settle()`: wait
+  until its LB-IPAM controller has nothing left to do;
 - readers for ingress IPs, conditions, annotations, Events and pool counters.
 The invariant checker lives in `lbipam_invariants.py`.
 """
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions
 from lbipam.controllers.lbipam.controller import LBOptions
@@ -27,22 +28,14 @@ from lbipam.k8s.client import Kube, connect
 from lbipam.k8s.errors import Backoff, NotFound, retry
 from lbipam.k8s.resources import EVENTS, LBPOOLS, NAMESPACES, SERVICES, Resource
 from lbipam.k8s.wire import PatchType
+from tests.controller_harness import Running as RunningApp
+from tests.controller_harness import settled_read
+from tests.controller_harness import until as until  # noqa: PLC0414  # re-exported for the LB tests
 from tests.helpers import eventually
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 SATISFIED = CONDITION_SATISFIED
 ALLOCATED_FROM = ANNOTATION_ALLOCATED_FROM
-
-
-async def until(
-    check: Callable[[], Awaitable[T | None]],
-    timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, as `eventually` has
-    interval: float = 0.02,
-) -> T:
-    """`eventually` for an async check, typed: its first truthy result."""
-    found: object = await eventually(cast(Any, check), timeout=timeout, interval=interval)
-    return cast(T, found)
 
 
 # ---- builders ---------------------------------------------------------------------------------
@@ -267,24 +260,8 @@ def rv(obj: Obj) -> str:
 
 # ---- a controller in this process -------------------------------------------------------------
 @dataclass
-class Running:
-    """One ControllerApp running as a task on its own client."""
-
-    app: ControllerApp
-    kube: Kube
-    task: asyncio.Task[None]
-    name: str = "controller"
-    stopped: bool = field(default=False)
-
-    async def stop(self) -> None:
-        """Cancel it (it releases its Lease when leading) and close its client."""
-        if self.stopped:
-            return
-        self.stopped = True
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        await self.kube.close()
+class Running(RunningApp):
+    """One ControllerApp running as a task on its own client; settled by its LB-IPAM controller."""
 
     async def settled(self, api: Api, name: str, namespace: str = "default", timeout: float = 20.0) -> Obj:  # noqa: ASYNC109
         """Service `namespace/name` as the settled controller left it."""
@@ -296,29 +273,15 @@ class Running:
         return await until(lambda: self.quiet_against(api), timeout=timeout, interval=0.01)
 
     async def quiet_against(self, api: Api) -> Snapshot | None:
-        """Settled: the controller had nothing to do before and after a fresh read of the API, it
-        wrote nothing in between, and its caches hold exactly what that read returned. Then
-        every change it has seen is planned and written, and it has seen every change there is
-        (the test writes nothing meanwhile), so the objects read are its final word."""
+        """Settled, as `settled_read` says, around a fresh read of Services, pools, Namespaces."""
+        self.alive()
         lb = self.app.lb
-        if self.task.done():
-            self.task.result()  # a crashed controller: raise its error here
-        before = lb.quiet(), lb.status.writes, *lb.work_done()
-        if not before[0]:
-            return None
-        fresh = Snapshot(*await asyncio.gather(api.services(), api.pools(), api.namespaces()))
-        after = lb.quiet(), lb.status.writes, *lb.work_done()
-        if after != before:
-            return None
-        caches = (lb.services, lb.pools, lb.namespaces)
-        for informer, items in zip(caches, (fresh.services, fresh.pools, fresh.namespaces), strict=True):
-            if _versions(informer.list()) != _versions(items):
-                return None
-        return fresh
 
+        async def read() -> list[list[Obj]]:
+            return list(await asyncio.gather(api.services(), api.pools(), api.namespaces()))
 
-def _versions(objs: list[Obj]) -> dict[tuple[str, str], str]:
-    return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): rv(o) for o in objs}
+        fresh = await settled_read(lb, lb.status, read, (lb.services, lb.pools, lb.namespaces))
+        return None if fresh is None else Snapshot(*fresh)
 
 
 @dataclass(frozen=True)

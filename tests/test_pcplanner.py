@@ -31,6 +31,10 @@ def status(planner: PodCIDRPlanner, name: str) -> dict[str, tuple[str, str]]:
     return {t: (c.status, c.reason) for t, c in plan.conditions}
 
 
+def refused(planner: PodCIDRPlanner, name: str) -> str | None:
+    return planner.pools[name].refused  # a call: mypy keeps no narrowing across set_pools
+
+
 def test_nodes_get_one_cidr_per_family_in_order() -> None:
     planner = PodCIDRPlanner()
     planner.set_pools([pcpool("p", (["10.244.0.0/16"], 24), (["fd00:10:244::/56"], 64))], now=0)
@@ -95,7 +99,7 @@ def test_mask_change_and_cidr_removal_are_refused_while_in_use() -> None:
     assert planner.pools["p"].refused is not None
     assert "10.0.0.0/16 cannot be removed" in planner.pools["p"].refused
     planner.set_pools([pcpool("p", (["10.0.0.0/16"], 24), generation=4)], now=3)  # unused: allowed
-    assert planner.pools["p"].refused is None
+    assert refused(planner, "p") is None
     assert planner.plan(node("c"), now=3).cidrs == ("10.0.2.0/24",)
 
 
@@ -135,3 +139,37 @@ def test_a_deleted_nodes_cidr_waits_for_the_reuse_delay() -> None:
     assert planner.next_expiry == 40
     planner.expire(40)
     assert planner.plan(node("c"), now=40).cidrs == ("10.0.0.0/24",)
+
+
+def test_an_all_or_nothing_failure_frees_nothing_for_waiting_nodes() -> None:
+    """Giving back the IPv4 CIDR a failed dual-stack plan took frees nothing anyone waited for:
+    were `freed` set, the loop would retry every waiting Node (this one too) for ever."""
+    planner = PodCIDRPlanner()
+    planner.set_pools([pcpool("p", (["10.0.0.0/24"], 25), (["fd00::/120"], 120))], now=0)
+    assert planner.plan(node("a"), now=0).cidrs == ("10.0.0.0/25", "fd00::/120")
+    planner.freed = False
+    b = planner.plan(node("b"), now=0)
+    assert (b.cidrs, b.condition.reason) == ((), "CIDRNotAvailable")
+    assert planner.waiting == {"b"}
+    assert not planner.freed
+    assert planner.pools["p"].allocators[4].available == 1  # the /25 b took went back
+
+
+def test_refusals_follow_the_holders() -> None:
+    planner = PodCIDRPlanner()
+    planner.set_pools([pcpool("p", (["10.0.0.0/24"], 26))], now=0)
+    planner.plan(node("a"), now=0)
+    planner.set_pools([pcpool("p", (["10.0.0.0/24"], 27))], now=0)
+    assert "while 1 node(s) hold /26s" in (planner.pools["p"].refused or "")
+    planner.plan(node("b"), now=0)  # still served from the accepted /26s
+    planner.touched = {"p"}
+    assert not planner.recheck_refusals()
+    assert "while 2 node(s) hold /26s" in (planner.pools["p"].refused or "")
+    planner.forget("a", now=0)
+    planner.forget("b", now=0)
+    planner.touched = {"p"}
+    assert planner.recheck_refusals()  # nobody holds a /26: the caller sets the pools again
+    planner.set_pools([pcpool("p", (["10.0.0.0/24"], 27))], now=0)
+    assert planner.pools["p"].refused is None
+    # a's and b's /26s are still under the reuse delay, as /27s now: c gets the first free /27
+    assert planner.plan(node("c"), now=0).cidrs == ("10.0.0.128/27",)

@@ -106,6 +106,23 @@ class PodCIDRPoolSpec(SpecModel):
         return {v: (f.blocks() if (f := self.family(v)) else []) for v in (4, 6)}
 
 
+class AcceptedFamilies(WireModel):
+    """The families of the spec the controller last accepted and serves from. Kept in status so
+    that a restarted controller still refuses a change it refused before (a new mask while nodes
+    hold CIDRs of the old one) instead of taking it as the starting point."""
+
+    ipv4: PodCIDRFamilyV4 | None = None
+    ipv6: PodCIDRFamilyV6 | None = None
+
+
+class PodCIDRPoolStatus(PoolStatus):
+    """Status of a PodCIDRPool, written by the controller."""
+
+    accepted: AcceptedFamilies | None = Field(
+        None, description="The families of the last accepted spec, which the pool serves from."
+    )
+
+
 class PodCIDRPool(WireModel):
     """A pool of pod CIDRs handed out to nodes."""
 
@@ -115,4 +132,4 @@ class PodCIDRPool(WireModel):
     kind: Literal["PodCIDRPool"] = "PodCIDRPool"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: PodCIDRPoolSpec
-    status: PoolStatus | None = None
+    status: PodCIDRPoolStatus | None = None

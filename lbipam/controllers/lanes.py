@@ -27,7 +27,7 @@ RETRY_LATER = 2.0  # seconds before a write that failed past its own retries is 
 class Lanes:
     def __init__(self, name: str, concurrency: int) -> None:
         self.executor = KeyedExecutor(name, concurrency)
-        self.background = KeyedExecutor(f"{name}-background", max(1, concurrency // 2), after=self.executor)
+        self.background = KeyedExecutor(f"{name}-background", concurrency, after=self.executor)
         self._later: dict[str, asyncio.TimerHandle] = {}
         self._log = KVLog(f"lbipam.{name}")
 
@@ -79,4 +79,9 @@ def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -
         conditions = set_condition(
             conditions, type_, c.status, c.reason, c.message, plan.observed_generation, now
         )
-    return {"observedGeneration": plan.observed_generation, "conditions": conditions, **plan.counts}
+    return {
+        "observedGeneration": plan.observed_generation,
+        "conditions": conditions,
+        **plan.counts,
+        **plan.extra,
+    }

@@ -88,6 +88,9 @@ class PlanningLoop(ABC):
     @abstractmethod
     def pool_status(self, planner: Any, name: str) -> PoolStatusPlan: ...
 
+    def planned(self, planner: Any) -> None:  # noqa: B027 - a hook; most controllers need none
+        """Called after each batch of keys is planned, before pool status is written."""
+
     # ---- change notifications (cheap: mark and wake) ----------------------------------
     def mark(self, *keys: str) -> None:
         self._dirty.update(keys)
@@ -153,6 +156,7 @@ class PlanningLoop(ABC):
                 planner.freed = False
                 self._dirty |= planner.waiting
             await self._plan_dirty(planner, writer)
+            self.planned(planner)
             due = self.clock() - last_pool_round >= POOL_STATUS_INTERVAL
             if planner.touched and (due or not self._dirty):
                 last_pool_round = self.clock()

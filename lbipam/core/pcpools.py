@@ -2,7 +2,7 @@
 
 The growth rule (DESIGN.md "PodCIDRPool"): appending CIDRs (or a family) is always accepted and
 grows the pool at once; changing `maskSize`, or removing or altering a CIDR, while nodes hold
-CIDRs from it is refused: the pool keeps serving from the last accepted spec and reports
+CIDRs from it is refused: the pool keeps serving from the last accepted families and reports
 `InvalidChange` with what to do instead. An invalid spec (the model's checks) likewise keeps the
 last accepted one. Of two overlapping pools the newer loses (`Conflict`) and serves nothing.
 Pure, no I/O; called by `pcplanner`.
@@ -11,7 +11,9 @@ Pure, no I/O; called by `pcplanner`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import netaddr
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
@@ -86,12 +88,23 @@ def _allocator(
     fresh = Allocator(new.cidrs, new.mask, reuse_delay=reuse_delay)
     if before is not None:
         for net, until, owner in before.held_back():
-            if fresh.contains(net):
-                try:
-                    fresh.hold_back(net, until, owner)
-                except (ValueError, AllocatorError):
-                    continue
+            for unit in _units(net, new.mask):
+                if fresh.contains(unit):
+                    try:
+                        fresh.hold_back(unit, until, owner)
+                    except (ValueError, AllocatorError):
+                        continue
     return fresh
+
+
+def _units(net: netaddr.IPNetwork, mask: int) -> list[netaddr.IPNetwork]:
+    """The prefixes of length `mask` that a held-back `net` covers or lies in: a reuse delay
+    outlives a change of maskSize (made while nothing was held). Bounded: a wider hold is dropped."""
+    if mask <= net.prefixlen:
+        return [net.supernet(mask)[0] if mask < net.prefixlen else net]
+    if mask - net.prefixlen > 12:
+        return []
+    return list(net.subnet(mask))
 
 
 def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[str, Block, Block] | None:
@@ -114,7 +127,9 @@ def rebuild(
         accepted, refused = old, None
         if view.valid:
             refused = refusal(old, view, before.allocators) if old is not None and before else None
-            accepted = old if refused else view
+            # A refused change holds back the families only: selector, `disabled` and priority
+            # take effect as written (and so read the same after a restart, from the spec).
+            accepted = replace(view, families=old.families) if refused and old is not None else view
         state = PCPoolState(view, accepted, refused=refused)
         if accepted is not None:
             state.loses_to = _conflict(accepted, states.values())

@@ -10,8 +10,9 @@ when something changed. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator
@@ -48,6 +49,7 @@ class PoolStatusPlan:
     observed_generation: int
     conditions: tuple[tuple[str, CurrentCondition], ...]  # (type, condition)
     counts: dict[str, dict[str, str]]  # "ipv4"/"ipv6" -> {total, used, available}
+    extra: Mapping[str, Any] = field(default_factory=dict)  # more status fields of one pool kind
 
     @property
     def exhausted(self) -> bool:

@@ -149,6 +149,10 @@ def error_from_body(code: int, body: bytes, retry_after: str | None = None) -> K
     return error_from_status(code, status, seconds)
 
 
+# One generator for every Backoff: seeding a new one from os.urandom per request shows up in profiles.
+_JITTER = random.Random()
+
+
 class Backoff:
     """Exponential back-off with full jitter: attempt n waits uniform(0, min(cap, base * 2**n)).
 
@@ -162,7 +166,7 @@ class Backoff:
         self.base = base
         self.cap = cap
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
 
     def next(self) -> float:
         ceiling = min(self.cap, self.base * 2 ** min(self.attempt, 32))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lbipam.controllers.loop import PlanningLoop
-from lbipam.controllers.podcidr.convert import node_view, pcpool_view
+from lbipam.controllers.podcidr.convert import accepted_status, accepted_view, node_view, pcpool_view
 from lbipam.controllers.podcidr.targets import Target
 from lbipam.controllers.podcidr.writer import PodCIDRWriter
 from lbipam.core.pcplanner import PodCIDRPlanner
@@ -92,13 +92,18 @@ class PodCIDRController(PlanningLoop):
 
     def start(self, planner: PodCIDRPlanner) -> set[str]:
         now = self.clock()
-        planner.set_pools([pcpool_view(p) for p in self.pools.list()], now)
+        # The pools as last accepted first (their status says), then every CIDR the target
+        # shows, then the specs as written now: a change refused before a restart is refused
+        # again, against the CIDRs nodes hold, instead of becoming the starting point.
+        pools = self.pools.list()
+        planner.set_pools([accepted_view(p) or pcpool_view(p) for p in pools], now)
         nodes = sorted(
             self.nodes.list(),
             key=lambda n: ((n.get("metadata") or {}).get("creationTimestamp", ""), _name(n)),
         )
         for node in nodes:
             planner.import_node(self._view(node), now)
+        planner.set_pools([pcpool_view(p) for p in pools], now)
         self._log.info(
             "leading: imported node CIDRs",
             nodes=len(nodes),
@@ -116,8 +121,18 @@ class PodCIDRController(PlanningLoop):
         if node is None:
             writer.gone(key, planner.forget(key, now), self._gone.pop(key, None))
             return
+        if self.ciliumnodes is not None and self.ciliumnodes.get(None, key) is None:
+            # As Cilium's operator: nothing is allocated before the agent creates its CiliumNode
+            # (else CIDRs nobody can see would be counted, announced in Events, and lost on a
+            # restart); what the Node already holds is kept and written when it appears.
+            return
         writer.node(planner.plan(self._view(node), now))
+
+    def planned(self, planner: PodCIDRPlanner) -> None:
+        if planner.recheck_refusals():
+            self._pools_dirty = True  # the last holder of what a refused change drops has gone
 
     def pool_status(self, planner: PodCIDRPlanner, name: str) -> PoolStatusPlan:
         state = planner.pools[name]
-        return pool_status(state, state.refused, changes=True)
+        plan = pool_status(state, state.refused, changes=True)
+        return replace(plan, extra={"accepted": accepted_status(state.accepted)})

@@ -40,6 +40,32 @@ def pcpool_view(obj: Mapping[str, Any]) -> PCPoolView:
     )
 
 
+def accepted_view(obj: Mapping[str, Any]) -> PCPoolView | None:
+    """The pool as last accepted: its spec with the families its status says the pool serves
+    from (`status.accepted`, written by us). None when the status has none or it does not
+    validate; the spec is then the starting point."""
+    accepted = (obj.get("status") or {}).get("accepted")
+    if not isinstance(accepted, Mapping) or not (accepted.get("ipv4") or accepted.get("ipv6")):
+        return None
+    spec = {**(obj.get("spec") or {}), "ipv4": accepted.get("ipv4"), "ipv6": accepted.get("ipv6")}
+    view = pcpool_view({**obj, "spec": spec})
+    return view if view.valid else None
+
+
+def accepted_status(view: PCPoolView | None) -> dict[str, Any] | None:
+    """`status.accepted` for a pool serving from `view` (None: it serves from nothing)."""
+    if view is None:
+        return None
+    return {
+        f"ipv{version}": (
+            {"cidrs": [str(b) for b in family.cidrs], "maskSize": family.mask}
+            if (family := view.families.get(version)) is not None
+            else None
+        )
+        for version in (4, 6)
+    }
+
+
 def node_view(node: Mapping[str, Any], cidrs: tuple[str, ...]) -> NodeView:
     meta = node.get("metadata") or {}
     condition = None

@@ -111,9 +111,11 @@ class CiliumNodePool(CiliumNodeSpec):
         ipam: dict[str, Any] = {}
         if not spec.get("podCIDRs"):
             ipam["podCIDRs"] = list(plan.cidrs)
-        # CiliumNode's own watermarks win over the flags, as with Cilium's operator.
+        # CiliumNode's own watermarks win over the flags. As in Cilium, pre-allocate 0 means
+        # unset (a pool kept at zero free IPs serves no pod); max-above-watermark 0 is a value.
         pre = int(spec.get("pre-allocate") or self.pre_allocate)
-        above = int(spec.get("max-above-watermark") or self.max_above)
+        above = spec.get("max-above-watermark")
+        above = self.max_above if above is None else int(above)
         pool = spec.get("pool") or {}
         used = _ipam(cn, "status").get("used") or {}
         changes: dict[str, Any] = {}
@@ -143,4 +145,3 @@ def make_target(name: str, pre_allocate: int = 8, max_above_watermark: int = 8) 
     if name not in targets:
         raise ValueError(f"unknown --podcidr-target {name!r}: one of {', '.join([*targets, 'none'])}")
     return targets[name]
-
