@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lbipam.observe.flags import add_observe_flags
+
 Command = Callable[[argparse.Namespace], int]
 # Kept here (not imported) so that `lbipam --help` imports nothing heavy.
 LB_CLASS = "lbipam.io/bgp"
@@ -14,6 +16,11 @@ PODCIDR_TARGETS = ("node", "ciliumnode", "ciliumnode-pool", "node-annotations", 
 
 
 def _cmd_crds(args: argparse.Namespace) -> int:
+    if args.reference:
+        from lbipam.api.reference import reference
+
+        sys.stdout.write(reference())
+        return 0
     from lbipam.api.crdgen import render_crds_yaml
 
     sys.stdout.write(render_crds_yaml())
@@ -135,6 +142,7 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "unless spec.ipam.max-above-watermark says otherwise (default 8)",
     )
     cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_observe_flags(cmd)
     cmd.set_defaults(run=_cmd_controller)
 
 
@@ -146,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     crds = sub.add_parser(
         "crds", help="print the CustomResourceDefinitions (YAML), generated from the models"
+    )
+    crds.add_argument(
+        "--reference", action="store_true", help="print the field reference in Markdown instead (README.md)"
     )
     crds.set_defaults(run=_cmd_crds)
     _add_apiserver(sub)

@@ -2,7 +2,8 @@
 
 `ControllerApp.run()` runs until cancelled; the CLI runs it under `run_until_signal`, tests run
 it as a task (two at once for leader election). With leader election off (tests, a single
-replica) it leads at once.
+replica) it leads at once. What the metrics and /readyz read (`leading`, `results()`, `ready()`)
+is here too (`lbipam.observe.metrics.controller_registry(app)`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
 
 from lbipam.controllers.lbipam.controller import LBController, LBOptions
@@ -66,8 +68,12 @@ class ControllerApp:
             PodCIDRController(kube, target, status, recorder, podcidr.options) if target is not None else None
         )
         self.elector: LeaderElector | None = None
+        self.leading = False  # this replica holds the Lease (or runs without one)
         self._leading: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
+        # Each leadership term has a writer of its own, with its own result counts: the counts of
+        # every term are kept (by identity), so the process's totals never go down.
+        self._tallies: dict[str, list[Counter[str]]] = {}
 
     @property
     def controllers(self) -> list[PlanningLoop]:
@@ -97,13 +103,39 @@ class ControllerApp:
             )
             group.create_task(self.elector.run(), name="leader-election")
 
+    def ready(self) -> bool:
+        """/readyz: every informer has synced and, while leading, every controller has planned its
+        first round. A standby is ready too, as kube-controller-manager's: it waits to take over."""
+        if not all(i.synced.is_set() for c in self.controllers for i in c.informers()):
+            return False
+        return not self.leading or all(c.ready.is_set() for c in self.controllers)
+
+    def results(self, controller: str) -> Counter[str]:
+        """What the plans of controller `controller` did since the process started (see
+        `lbipam.observe.results`), over every leadership term."""
+        self._note_tallies()
+        total: Counter[str] = Counter()
+        for tally in self._tallies.get(controller, []):
+            total.update(tally)
+        return total
+
+    def _note_tallies(self) -> None:
+        for c in self.controllers:
+            tally = c.writer.results if c.writer is not None else None
+            kept = self._tallies.setdefault(c.name, [])
+            if tally is not None and not any(t is tally for t in kept):
+                kept.append(tally)
+
     async def _start_leading(self) -> None:
         assert self._group is not None
         _log.info("leading", identity=self.leader_options.identity)
+        self.leading = True
         self._leading = [self._group.create_task(c.lead(), name=f"{c.name}-lead") for c in self.controllers]
 
     async def _stop_leading(self) -> None:
         tasks, self._leading = self._leading, []
+        self.leading = False
+        self._note_tallies()  # before the writers go
         if tasks:
             _log.info("stepping down", identity=self.leader_options.identity)
         for task in tasks:

@@ -1,18 +1,22 @@
-"""`lbipam controller`: connect, then run `ControllerApp` until SIGTERM/SIGINT."""
+"""`lbipam controller`: connect, then run `ControllerApp` and its metrics, health and readiness
+endpoints (`lbipam.observe`) until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
-import logging
+import sys
 from dataclasses import replace
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.controllers.podcidr.controller import PodCIDROptions
 from lbipam.k8s.client import connect
+from lbipam.k8s.logs import configure
 from lbipam.k8s.tasks import Tasks, run_until_signal
+from lbipam.observe.metrics import controller_registry
+from lbipam.observe.server import ObserveError, serve_observe
 
 
 def podcidr_settings(args: argparse.Namespace) -> PodCIDRSettings:
@@ -43,12 +47,13 @@ async def serve(args: argparse.Namespace) -> None:
     lb, leader = options(args)
     app = ControllerApp(kube, lb, leader, podcidr_settings(args))
     try:
-        await run_until_signal(lambda tasks: _start(tasks, app))
+        await run_until_signal(lambda tasks: _start(tasks, app, args))
     finally:
         await kube.close()
 
 
-def _start(tasks: Tasks, app: ControllerApp) -> None:
+def _start(tasks: Tasks, app: ControllerApp, args: argparse.Namespace) -> None:
+    tasks.start("observe", serve_observe(args, controller_registry(app), app.ready))
     tasks.start("controller", app.run())
 
 
@@ -57,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
     # generation every 700 allocations (the default) walks them again and again while a list of
     # 10k Services is parsed. Collect less often; the controller also freezes what it imported.
     gc.set_threshold(50_000, 20, 20)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(args))
-    return 0
+    try:
+        configure(args.log_level, args.log_format)
+    except ValueError as err:  # an unknown --log-level
+        print(f"lbipam controller: --log-level: {err}", file=sys.stderr)
+        return 2
+    failed: list[BaseException] = []
+    try:
+        asyncio.run(serve(args))
+    except* ObserveError as group:  # the metrics port is taken: say so, without a traceback
+        failed.extend(group.exceptions)
+    for error in failed:
+        print(f"lbipam controller: {error}", file=sys.stderr)
+    return 1 if failed else 0

@@ -4,6 +4,10 @@
 logs `ip allocated kind=Service namespace=web name=frontend ip=192.0.2.7`. Values with spaces,
 quotes or `=` are quoted, so a line always splits back into its fields. Used throughout lbipam.k8s
 and by the controllers and the speaker for per-object logs.
+
+The record also carries the message and the fields apart, so that `JsonFormatter` (`--log-format
+json`) writes one JSON object per line: time, level, logger, msg and the fields as keys.
+`configure(level, format)` sets up the root logger for a command (controller, speaker).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from lbipam.k8s.resources import Resource, object_key
@@ -41,8 +46,10 @@ class KVLog:
 
     def _log(self, level: int, msg: str, fields: Mapping[str, object], exc_info: bool = False) -> None:
         if self.logger.isEnabledFor(level):
-            line = kv({**self.fields, **fields})
-            self.logger.log(level, "%s %s" if line else "%s%s", msg, line, exc_info=exc_info)
+            merged = {**self.fields, **fields}
+            line = kv(merged)
+            extra = {"kv_msg": msg, "kv_fields": merged}
+            self.logger.log(level, "%s %s" if line else "%s%s", msg, line, exc_info=exc_info, extra=extra)
 
     def debug(self, msg: str, **fields: object) -> None:
         self._log(logging.DEBUG, msg, fields)
@@ -65,3 +72,46 @@ def object_log(logger: logging.Logger | str, resource: Resource, obj: Mapping[st
     """The logger for one object: kind, namespace (if any) and name bound."""
     namespace, name = object_key(obj)
     return KVLog(logger, kind=resource.kind, namespace=namespace or None, name=name)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_BASE_KEYS = ("time", "level", "logger", "msg")
+
+
+def _json_value(value: object) -> object:
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (RFC 3339, UTC), level, logger, msg, then a KVLog's fields
+    as keys (a field named like one of those four gets a trailing `_`), and `traceback` when the
+    record carries an exception. Records of other loggers have no fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        msg = getattr(record, "kv_msg", None)
+        out: dict[str, object] = {
+            "time": when.replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage() if msg is None else msg,
+        }
+        fields: Mapping[str, object] = getattr(record, "kv_fields", None) or {}
+        for key, value in fields.items():
+            if value is not None:
+                out[f"{key}_" if key in _BASE_KEYS else key] = _json_value(value)
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out)
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Log to stderr at `level` (a name: INFO, debug...) in `log_format` (text or json).
+    Raises ValueError, before changing anything, for a level name logging does not know."""
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise ValueError(f"unknown level {level!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -25,6 +25,7 @@ from lbipam.k8s.logs import KVLog
 from lbipam.k8s.resources import LBPOOLS, SERVICES
 from lbipam.k8s.status import StatusWriter
 from lbipam.k8s.times import now as wall_clock
+from lbipam.observe.results import Results
 
 Obj = dict[str, Any]
 _log = KVLog("lbipam.controller.lbipam")
@@ -81,9 +82,11 @@ class LBWriter:
         self._events: dict[str, list[PlannedEvent]] = {}
         self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
+        self.results = Results()  # what the plans did, for lbipam_allocations_total
 
     def service(self, plan: ServicePlan, last_seen: Obj | None = None) -> None:
         """Make the Service carry `plan` (soon, once, in order with its earlier plans)."""
+        self.results.count(plan.events, plan.condition)
         key = plan.key
         note = ",".join(plan.allocated_from) if plan.manage and plan.allocated_from else None
         if last_seen is not None:

@@ -24,6 +24,7 @@ from lbipam.k8s.informer import Informer
 from lbipam.k8s.resources import NODES, PODCIDRPOOLS
 from lbipam.k8s.status import StatusWriter, changes
 from lbipam.k8s.times import now as wall_clock
+from lbipam.observe.results import Results
 
 Obj = dict[str, Any]
 
@@ -50,6 +51,7 @@ class PodCIDRWriter:
         self._events: dict[str, list[PlannedEvent]] = {}
         self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}
+        self.results = Results()  # what the plans did, for lbipam_podcidr_allocations_total
 
     def _objects(self, name: str) -> tuple[Obj | None, Obj | None]:
         cn = self.ciliumnodes.get(None, name) if self.ciliumnodes is not None else None
@@ -57,6 +59,7 @@ class PodCIDRWriter:
 
     def node(self, plan: NodePlan) -> None:
         """Make the Node (and its target) carry `plan`."""
+        self.results.count(plan.events, plan.condition)
         node, cn = self._objects(plan.name)
         if node is not None and not plan.events and self._settled(plan, node, cn):
             return  # nothing to write (most plans after a restart)
@@ -68,6 +71,7 @@ class PodCIDRWriter:
 
     def gone(self, name: str, events: tuple[PlannedEvent, ...], last_seen: Obj | None) -> None:
         """Events about a deleted Node."""
+        self.results.count(events, None)
         self._plans.pop(name, None)
         if events and last_seen is not None:
             self._events.setdefault(name, []).extend(events)
