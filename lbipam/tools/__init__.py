@@ -1,0 +1,56 @@
+"""The operator's commands `lbipam status`, `lbipam check` and `lbipam plan`, and what they share.
+
+Each command's module exposes `add_parser(sub)` (its flags and help) and `run(args) -> int` (its
+exit code); `lbipam.cli` wires them. Exit codes: 0 clean, 1 findings (`check`, `plan --check`),
+2 an error (no API, bad flags or input), as grep and diff do. This module owns the helpers the
+three share: plain-text tables, comma lists and the common flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, as kubectl prints them."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [list(headers), *rows]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def split_list(text: str | None) -> list[str]:
+    """The items of a comma list, stripped; empty items dropped."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def add_kubeconfig(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file of the cluster (default: $KUBECONFIG, else the in-cluster config, "
+        "else ~/.kube/config)",
+    )
+
+
+def add_output(cmd: argparse.ArgumentParser, *choices: str) -> None:
+    cmd.add_argument(
+        "-o",
+        "--output",
+        choices=choices,
+        default=choices[0],
+        help=f"output format: {', '.join(choices)} (default {choices[0]})",
+    )
+
+
+def fail(command: str, message: str) -> int:
+    """Say what went wrong on stderr; the exit code of an error."""
+    sys.stderr.write(f"lbipam {command}: {message}\n")
+    return EXIT_ERROR
