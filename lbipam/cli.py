@@ -7,7 +7,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bgp.main import add_speaker_parser
+from lbipam.demo.flags import add_parser as add_demo_parser
 from lbipam.observe.flags import add_observe_flags
+from lbipam.tools import check as check_tool
+from lbipam.tools import plan_cli
+from lbipam.tools import status as status_tool
 
 Command = Callable[[argparse.Namespace], int]
 # Kept here (not imported) so that `lbipam --help` imports nothing heavy.
@@ -161,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     crds.set_defaults(run=_cmd_crds)
     _add_apiserver(sub)
     _add_controller(sub)
+    add_speaker_parser(sub)
+    add_demo_parser(sub)
+    status_tool.add_parser(sub)
+    check_tool.add_parser(sub)
+    plan_cli.add_parser(sub)
     return parser
 
 

@@ -71,7 +71,7 @@ def reference() -> str:
         names = definition["spec"]["names"]
         schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         short = f" (short name `{', '.join(names['shortNames'])}`)" if names.get("shortNames") else ""
-        lines = [f"### {names['kind']}{short}", ""]
+        lines = [f"#### {names['kind']}{short}", ""]
         if schema.get("description"):
             lines += [_cell(schema["description"]), ""]
         lines += ["| field | type | default | description |", "|---|---|---|---|"]

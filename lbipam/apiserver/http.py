@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from lbipam.apiserver import discovery, openapi
+from lbipam.apiserver import audit, discovery, openapi
 from lbipam.apiserver.errors import NO_RESOURCE, StatusError
 from lbipam.apiserver.faults import Faults
 from lbipam.apiserver.handlers import ResourceHandlers, decode, json_response, media_type, read_body
@@ -39,7 +40,11 @@ def status_response(error: StatusError) -> web.Response:
 
 
 def make_app(
-    registry: Registry, resources: ResourceHandlers, faults: Faults, token: str | None
+    registry: Registry,
+    resources: ResourceHandlers,
+    faults: Faults,
+    token: str | None,
+    recorder: audit.Recorder | None = None,
 ) -> web.Application:
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -83,7 +88,10 @@ def make_app(
             raise StatusError(404, NO_RESOURCE, details={})
         return json_response(document)
 
-    app = web.Application(middlewares=[errors, authenticate], client_max_size=4 * 1024 * 1024)
+    middlewares: list[Middleware] = [errors, authenticate]
+    if recorder is not None:  # after authentication: what an authorizer would be asked
+        middlewares.append(audit.middleware(recorder))
+    app = web.Application(middlewares=middlewares, client_max_size=4 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 

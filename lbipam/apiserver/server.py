@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from lbipam.apiserver import kubeconfig, tls
+from lbipam.apiserver.audit import Recorder
 from lbipam.apiserver.builtins import (
     ConfigMapStrategy,
     EndpointSliceStrategy,
@@ -60,9 +61,12 @@ class EmbeddedAPIServer:
         tls: bool = False,
         bookmark_interval: float = 5.0,
         watch_queue: int = 1000,
+        recorder: Recorder | None = None,
     ) -> None:
+        """`recorder`: record every request in RBAC terms (`audit.py`), for tests; off by default."""
         self.host, self.port, self.tls = host, port, tls
         self.bookmark_interval = bookmark_interval
+        self.recorder = recorder
         self.token: str | None = secrets.token_urlsafe(32) if tls else None
         self.ca_pem: bytes | None = None
         self.url = ""
@@ -111,7 +115,7 @@ class EmbeddedAPIServer:
                     ns_type, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
                 )
         handlers = ResourceHandlers(self.objects, self.reads, self.hub, self.faults, self.bookmark_interval)
-        app = make_app(self.registry, handlers, self.faults, self.token)
+        app = make_app(self.registry, handlers, self.faults, self.token, self.recorder)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         ssl_context = None

@@ -12,7 +12,7 @@ from dataclasses import replace
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.controllers.podcidr.controller import PodCIDROptions
-from lbipam.k8s.client import connect
+from lbipam.k8s.client import connect, user_agent_for
 from lbipam.k8s.logs import configure
 from lbipam.k8s.tasks import Tasks, run_until_signal
 from lbipam.observe.metrics import controller_registry
@@ -43,7 +43,7 @@ def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    kube = await connect(args.kubeconfig)
+    kube = await connect(args.kubeconfig, user_agent=user_agent_for("controller"))
     lb, leader = options(args)
     app = ControllerApp(kube, lb, leader, podcidr_settings(args))
     try:

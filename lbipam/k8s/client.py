@@ -20,6 +20,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import OpenApiException
 from kubernetes_asyncio.config import ConfigException
 
+from lbipam import __version__
 from lbipam.k8s.config import load_configuration, use_trust_env
 from lbipam.k8s.errors import KubeConfigError, PermanentError, TemporaryError, error_from_body
 from lbipam.k8s.resources import Resource, object_key
@@ -34,7 +35,13 @@ from lbipam.k8s.wire import (
     selector_text,
 )
 
-USER_AGENT = "lbipam/0.1.0"
+USER_AGENT = f"lbipam/{__version__}"
+
+
+def user_agent_for(component: str) -> str:
+    """The User-Agent of one lbipam process, e.g. "lbipam-controller/0.1.0": the API server's
+    audit log (and tests/test_rbac.py) tell the processes apart by it."""
+    return f"lbipam-{component}/{__version__}"
 
 
 class Listing(NamedTuple):
@@ -318,13 +325,18 @@ class Kube:
 
 
 async def connect(
-    kubeconfig: str | None = None, *, context: str | None = None, request_timeout: float = 30.0
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    request_timeout: float = 30.0,
+    user_agent: str = USER_AGENT,
 ) -> Kube:
     """A `Kube` for `kubeconfig`, else $KUBECONFIG, else the in-cluster service account,
-    else ~/.kube/config. Raises `KubeConfigError` when none of them works."""
+    else ~/.kube/config. Raises `KubeConfigError` when none of them works. `user_agent`: who is
+    calling, e.g. `user_agent_for("controller")`."""
     configuration = await load_configuration(kubeconfig, context=context)
     api = ApiClient(configuration)
-    api.user_agent = USER_AGENT
+    api.user_agent = user_agent
     if not use_trust_env(configuration):
         # kubernetes_asyncio builds its session with trust_env=True: two thread-pool hops (netrc,
         # proxy variables) per request, ~2 ms of its 3.4 ms (PERF.md). Keep its connector (TLS,

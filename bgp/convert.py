@@ -1,0 +1,334 @@
+"""API objects (plain dicts) -> the speaker's frozen views (`bgp.views`): the only place where
+the speaker reads Kubernetes object fields.
+
+BGPPeer -> PeerView (the TCP-MD5 password resolved from its Secret, the router ID defaulted from
+the node), BGPAdvertisement -> AdvertisementView, Service + its EndpointSlices -> AnnouncedService,
+LoadBalancerIPPool -> PoolInfo, Node -> NodeInfo. What cannot be used becomes a `Problem` (an Event
+reason and a message naming the field); the view then carries the messages in `problems`, and the
+planner leaves it out. Called by `bgp.speaker`; pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo
+from lbipam.api import BGPAdvertisement, BGPPeer, LoadBalancerIPPool, compiled, describe_errors
+from lbipam.api.common import check_safe
+from lbipam.core.addresses import AddressError, Block, parse_address, parse_cidr
+from lbipam.core.lbviews import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, LB_CLASS
+
+Obj = Mapping[str, Any]
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # EndpointSlice -> its Service
+MAX_MD5_KEY = 80  # bytes: TCP_MD5SIG_MAXKEYLEN of Linux (and RFC 2385 practice)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one object, as the speaker reports it (Event, BGPNodeState)."""
+
+    kind: str  # "BGPPeer", "BGPAdvertisement"
+    name: str
+    reason: str  # the Event reason, e.g. "SecretNotFound"
+    message: str  # names the field at fault
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    namespace: str
+    name: str
+    key: str = "password"
+
+    @property
+    def where(self) -> tuple[str, str]:
+        """(namespace, name): what is read from the API (the key is picked from its data)."""
+        return self.namespace, self.name
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRead:
+    """The outcome of the last GET of a Secret: its `data` (base64 values) or why there is none."""
+
+    data: Mapping[str, str] | None = None
+    missing: bool = False  # 404
+    error: str = ""  # anything else (403, ...)
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _name(obj: Obj) -> str:
+    return str(_meta(obj).get("name") or "")
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (_meta(obj).get("labels") or {}).items()}
+
+
+def _canonical_address(text: object) -> str | None:
+    try:
+        return str(parse_address(str(text)))
+    except AddressError:
+        return None
+
+
+# ---- Node ---------------------------------------------------------------------------------------
+def node_info(obj: Obj) -> NodeInfo:
+    """Labels, spec.podCIDRs (else spec.podCIDR) and the first InternalIP of each family."""
+    spec = obj.get("spec") or {}
+    cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+    pod_cidrs = []
+    for text in cidrs:
+        try:
+            pod_cidrs.append(str(parse_cidr(str(text)).cidr))
+        except AddressError:
+            continue  # the API server validates podCIDRs; a bad one is never announced
+    found: dict[int, str] = {}
+    for address in (obj.get("status") or {}).get("addresses") or []:
+        if address.get("type") != "InternalIP":
+            continue
+        text = _canonical_address(address.get("address"))
+        if text is not None:
+            found.setdefault(parse_address(text).version, text)
+    return NodeInfo(
+        name=_name(obj),
+        labels=_labels(obj),
+        pod_cidrs=tuple(pod_cidrs),
+        ipv4=found.get(4),
+        ipv6=found.get(6),
+    )
+
+
+# ---- BGPPeer ------------------------------------------------------------------------------------
+def secret_ref(obj: Obj) -> SecretRef | None:
+    """The Secret a BGPPeer's password lives in, as written (None when there is none or it is
+    malformed: the peer's validation reports that)."""
+    ref = (obj.get("spec") or {}).get("passwordSecretRef")
+    if not isinstance(ref, Mapping) or not ref.get("namespace") or not ref.get("name"):
+        return None
+    return SecretRef(str(ref["namespace"]), str(ref["name"]), str(ref.get("key") or "password"))
+
+
+def _password(ref: SecretRef, read: SecretRead | None) -> tuple[str | None, tuple[str, str] | None]:
+    """(password, None) or (None, (reason, message))."""
+    field = "spec.passwordSecretRef"
+    if read is None:
+        return None, ("SecretNotRead", f"{field}: Secret {ref} has not been read yet")
+    if read.missing:
+        return None, ("SecretNotFound", f"{field}: Secret {ref} not found")
+    if read.data is None:
+        return None, ("SecretUnreadable", f"{field}: Secret {ref} could not be read: {read.error}")
+    if ref.key not in read.data:
+        keys = ", ".join(sorted(read.data)) or "none"
+        return None, (
+            "SecretKeyMissing",
+            f"{field}.key: Secret {ref} has no key {ref.key!r} (keys: {keys})",
+        )
+    try:
+        raw = base64.b64decode(read.data[ref.key], validate=True)
+        text = raw.decode("utf-8")
+        check_safe(text)
+    except (binascii.Error, ValueError):
+        return None, (
+            "InvalidPassword",
+            f"{field}: key {ref.key!r} of Secret {ref} is not printable UTF-8 text "
+            "(no control characters or line breaks)",
+        )
+    if not text or len(raw) > MAX_MD5_KEY:
+        return None, (
+            "InvalidPassword",
+            f"{field}: key {ref.key!r} of Secret {ref} must be 1 to {MAX_MD5_KEY} bytes, is {len(raw)}",
+        )
+    return text, None
+
+
+def _router_id(spec: Any, node: NodeInfo) -> str | None:
+    if spec.router_id:
+        return str(parse_address(spec.router_id))
+    if node.ipv4:
+        return node.ipv4
+    if spec.source_address and parse_address(spec.source_address).version == 4:
+        return str(parse_address(spec.source_address))
+    return None
+
+
+def peer_view(
+    obj: Obj, node: NodeInfo, secrets: Mapping[tuple[str, str], SecretRead]
+) -> tuple[PeerView, list[Problem]]:
+    """The session as this node's speaker opens it, and what keeps it from opening."""
+    name = _name(obj)
+    try:
+        spec = BGPPeer.model_validate({**obj, "status": None}).spec
+    except pydantic.ValidationError as err:
+        problems = [Problem("BGPPeer", name, "InvalidSpec", m) for m in describe_errors(err)]
+        return _broken_peer(obj, problems), problems
+    problems = []
+    password = None
+    if spec.password_secret_ref is not None:
+        ref = secret_ref(obj)
+        assert ref is not None  # the model validated it
+        password, problem = _password(ref, secrets.get(ref.where))
+        if problem is not None:
+            problems.append(Problem("BGPPeer", name, *problem))
+    router_id = _router_id(spec, node)
+    if router_id is None:
+        problems.append(
+            Problem(
+                "BGPPeer",
+                name,
+                "NoRouterID",
+                f"spec.routerID: not set, and node {node.name} has no IPv4 InternalIP "
+                "(nor is spec.sourceAddress IPv4) to default it from",
+            )
+        )
+    view = PeerView(
+        name=name,
+        address=str(parse_address(spec.peer_address)),
+        asn=spec.peer_asn,
+        local_asn=spec.local_asn,
+        port=spec.peer_port,
+        source=str(parse_address(spec.source_address)) if spec.source_address else None,
+        router_id=router_id,
+        hold_time=spec.hold_time,
+        multihop=spec.ebgp_multihop,
+        password=password,
+        graceful_restart=spec.graceful_restart.enabled,
+        restart_time=spec.graceful_restart.restart_time,
+        families=tuple(spec.families),
+        node_selector=compiled(spec.node_selector),
+        problems=tuple(p.message for p in problems),
+    )
+    return view, problems
+
+
+def _broken_peer(obj: Obj, problems: list[Problem]) -> PeerView:
+    """A peer whose spec does not validate: never opened, but still listed (BGPNodeState)."""
+    spec = obj.get("spec") or {}
+    return PeerView(
+        name=_name(obj),
+        address=str(spec.get("peerAddress") or ""),
+        asn=0,
+        local_asn=0,
+        problems=tuple(p.message for p in problems),
+    )
+
+
+# ---- BGPAdvertisement ---------------------------------------------------------------------------
+def advertisement_view(obj: Obj) -> tuple[AdvertisementView, list[Problem]]:
+    name = _name(obj)
+    try:
+        spec = BGPAdvertisement.model_validate({**obj, "status": None}).spec
+    except pydantic.ValidationError as err:
+        problems = [Problem("BGPAdvertisement", name, "InvalidSpec", m) for m in describe_errors(err)]
+        return AdvertisementView(name=name, problems=tuple(p.message for p in problems)), problems
+    view = AdvertisementView(
+        name=name,
+        pool_selector=compiled(spec.pool_selector),
+        service_selector=compiled(spec.service_selector),
+        node_selector=compiled(spec.node_selector),
+        peers=tuple(spec.peers),
+        communities=tuple(spec.communities),
+        large_communities=tuple(spec.large_communities),
+        local_pref=spec.local_preference,
+        med=spec.med,
+        aggregation_v4=spec.aggregation_length,
+        aggregation_v6=spec.aggregation_length_v6,
+        pod_cidrs=spec.pod_cidrs,
+    )
+    return view, []
+
+
+# ---- Services and EndpointSlices ----------------------------------------------------------------
+def handled(obj: Obj, default_class: bool = True) -> bool:
+    """The Services lbipam serves, by the controller's rule: type LoadBalancer, and no
+    loadBalancerClass (unless `default_class` is off) or lbipam's own class."""
+    spec = obj.get("spec") or {}
+    if spec.get("type") != "LoadBalancer":
+        return False
+    lb_class = spec.get("loadBalancerClass")
+    return lb_class == LB_CLASS or (lb_class is None and default_class)
+
+
+def slice_service(obj: Obj) -> tuple[str, str] | None:
+    """(namespace, name) of the Service an EndpointSlice belongs to."""
+    service = _labels(obj).get(SERVICE_NAME_LABEL)
+    namespace = _meta(obj).get("namespace")
+    return (str(namespace), service) if service and namespace else None
+
+
+def _ready_nodes(slices: Iterable[Obj]) -> tuple[bool, frozenset[str]]:
+    anywhere = False
+    nodes: set[str] = set()
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            ready = (endpoint.get("conditions") or {}).get("ready")
+            if ready is False:  # absent (null) counts as ready, as in Kubernetes
+                continue
+            anywhere = True
+            if endpoint.get("nodeName"):
+                nodes.add(str(endpoint["nodeName"]))
+    return anywhere, frozenset(nodes)
+
+
+def announced_service(obj: Obj, slices: Iterable[Obj], default_class: bool = True) -> AnnouncedService | None:
+    """The Service as the planner sees it; None when lbipam does not serve it or it has no IP."""
+    if not handled(obj, default_class):
+        return None
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ips = sorted({ip for i in ingress if (ip := _canonical_address(i.get("ip"))) is not None})
+    if not ips:
+        return None
+    meta = _meta(obj)
+    namespace, name = str(meta.get("namespace") or ""), _name(obj)
+    anywhere, nodes = _ready_nodes(slices)
+    return AnnouncedService(
+        key=f"{namespace}/{name}",
+        labels={**_labels(obj), LABEL_SERVICE_NAME: name, LABEL_SERVICE_NAMESPACE: namespace},
+        ips=tuple(ips),
+        local=(obj.get("spec") or {}).get("externalTrafficPolicy") == "Local",
+        ready_anywhere=anywhere,
+        ready_nodes=nodes,
+    )
+
+
+# ---- LoadBalancerIPPools ------------------------------------------------------------------------
+def _valid_pool(obj: Obj) -> PoolInfo | None:
+    try:
+        pool = LoadBalancerIPPool.model_validate({**obj, "status": None})
+    except pydantic.ValidationError:
+        return None  # the controller reports it (Ready=False)
+    return PoolInfo(name=_name(obj), labels=_labels(obj), blocks=tuple(b.block() for b in pool.spec.blocks))
+
+
+def pool_infos(
+    objs: Iterable[Obj], previous: Mapping[str, PoolInfo]
+) -> tuple[dict[str, PoolInfo], list[PoolInfo]]:
+    """(accepted, serving) by the controller's rules. Accepted: every pool's spec to serve from;
+    a spec that does not validate keeps the one accepted before (from `previous`; none at
+    start-up). Serving: of two overlapping pools the newer (creationTimestamp, then name) serves
+    nothing, as its Conflict condition says."""
+    ordered = sorted(objs, key=lambda o: (str(_meta(o).get("creationTimestamp") or ""), _name(o)))
+    accepted: dict[str, PoolInfo] = {}
+    serving: list[PoolInfo] = []
+    taken: list[Block] = []
+    for obj in ordered:
+        info = _valid_pool(obj) or previous.get(_name(obj))
+        if info is None:
+            continue
+        info = PoolInfo(name=info.name, labels=_labels(obj), blocks=info.blocks)  # labels: latest
+        accepted[info.name] = info
+        if any(ours.overlaps(theirs) for ours in info.blocks for theirs in taken):
+            continue
+        taken.extend(info.blocks)
+        serving.append(info)
+    return accepted, serving

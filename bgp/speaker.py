@@ -1,0 +1,382 @@
+"""The speaker process of one node (`lbipam speaker --node NAME`): cluster objects in, routes out.
+
+Informers keep Nodes (only this one), Services, EndpointSlices, LoadBalancerIPPools, BGPPeers and
+BGPAdvertisements; handlers only mark what changed and wake the planning loop. The loop plans
+at most once per `debounce` (a burst of changes is one round), converts the snapshot to views
+(`bgp.convert`), plans (`bgp.planner.plan_routes`), hands the plan to the driver (which makes
+ExaBGP announce exactly that), and reports bad input (`bgp.nodestate`). Secrets holding TCP-MD5
+passwords are read by name (RBAC: get) when a peer changes and again every `secret_refresh`.
+BGPNodeState is rewritten when the driver reports a session change or the problems change.
+
+Shutdown (the task is cancelled on SIGTERM): planning stops, then `driver.stop()` withdraws every
+route, waits for ExaBGP to acknowledge, and stops ExaBGP; BGPNodeState then shows the sessions
+down. Called by `bgp.main`; tests run `Speaker.run()` as a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bgp.convert import (
+    Problem,
+    SecretRead,
+    advertisement_view,
+    announced_service,
+    node_info,
+    peer_view,
+    pool_infos,
+    secret_ref,
+    slice_service,
+)
+from bgp.nodestate import NodeStateWriter, ProblemReporter, Session, peer_entries
+from bgp.planner import plan_routes
+from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo, RoutePlan
+from lbipam.k8s.client import Kube
+from lbipam.k8s.errors import Backoff, KubeError, NotFound, TemporaryError
+from lbipam.k8s.events import SPEAKER, EventRecorder
+from lbipam.k8s.informer import Informer
+from lbipam.k8s.logs import KVLog
+from lbipam.k8s.resources import (
+    BGPADVERTISEMENTS,
+    BGPPEERS,
+    ENDPOINTSLICES,
+    LBPOOLS,
+    NODES,
+    SECRETS,
+    SERVICES,
+)
+from lbipam.k8s.status import SPEAKER_FIELD_MANAGER, StatusWriter
+from lbipam.observe.metrics import PeerMetrics
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+_log = KVLog("bgp.speaker")
+
+
+class Driver(Protocol):
+    """What the speaker needs of `bgp.driver.Driver`."""
+
+    on_change: Callable[[], None] | None  # called when sessions() changed
+
+    async def apply(self, plan: RoutePlan, peers: Sequence[PeerView]) -> None: ...
+    async def stop(self) -> None: ...
+    def sessions(self) -> Mapping[str, Session]: ...
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    node: str
+    default_class: bool = True  # announce Services without a loadBalancerClass
+    debounce: float = 0.05  # at most one planning round per this many seconds
+    secret_refresh: float = 60.0  # seconds between re-reads of the MD5 Secrets
+
+
+def _key(obj: Obj) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class Secrets:
+    """The Secrets the peers' passwords live in, read by name (RBAC: get only, no list/watch)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.reads: dict[Key, SecretRead] = {}
+        self.stale: set[Key] = set()
+
+    async def read(self, wanted: set[Key], *, force: bool = False) -> bool:
+        """GET the wanted Secrets not read yet (or stale, or all with `force`); forget the rest.
+        Returns whether anything read differs from before."""
+        for key in set(self.reads) - wanted:
+            del self.reads[key]
+        due = wanted if force else {k for k in wanted if k not in self.reads or k in self.stale}
+        changed = False
+        for key in sorted(due):
+            self.stale.discard(key)
+            read = await self._get(key)
+            if read != self.reads.get(key):
+                self.reads[key] = read
+                changed = True
+        return changed
+
+    async def _get(self, key: Key) -> SecretRead:
+        namespace, name = key
+        try:
+            obj = await self.kube.get(SECRETS, name, namespace=namespace)
+        except NotFound:
+            return SecretRead(missing=True)
+        except TemporaryError as err:
+            self.stale.add(key)  # try again next round; keep what we had meanwhile
+            return self.reads.get(key) or SecretRead(error=str(err))
+        except KubeError as err:
+            return SecretRead(error=str(err))
+        return SecretRead(data=dict(obj.get("data") or {}))
+
+
+class Speaker:
+    def __init__(
+        self,
+        kube: Kube,
+        driver: Driver,
+        options: SpeakerOptions,
+        *,
+        recorder: EventRecorder | None = None,
+        status: StatusWriter | None = None,
+    ) -> None:
+        self.kube = kube
+        self.driver = driver
+        driver.on_change = self.changed
+        self.options = options
+        self.node = options.node
+        self.nodes = Informer(kube, NODES, field_selector={"metadata.name": options.node})
+        self.services = Informer(kube, SERVICES)
+        self.slices = Informer(kube, ENDPOINTSLICES)
+        self.pools = Informer(kube, LBPOOLS)
+        self.peers = Informer(kube, BGPPEERS)
+        self.advertisements = Informer(kube, BGPADVERTISEMENTS)
+        self.secrets = Secrets(kube)
+        self.reporter = ProblemReporter(recorder or EventRecorder(kube, SPEAKER, options.node[:128]))
+        self.nodestate = NodeStateWriter(kube, status or StatusWriter(kube, SPEAKER_FIELD_MANAGER), self.node)
+        self.plans = 0  # rounds planned and applied (tests wait on it)
+        self.plan: RoutePlan | None = None
+        self.ready = asyncio.Event()  # the first plan is applied
+        self._announced: dict[str, AnnouncedService] = {}
+        self._dirty: set[str] = set()  # Service keys whose view is to be rebuilt
+        self._slices_of: dict[Key, set[str]] = {}  # Service -> names of its EndpointSlices
+        self._accepted: dict[str, PoolInfo] = {}  # last valid spec of each pool
+        self._report: tuple[NodeInfo, list[PeerView], list[AdvertisementView], RoutePlan] | None = None
+        self._decisions: dict[tuple[str, str, str | None], str] = {}
+        self._wake = asyncio.Event()
+        self._last_round = float("-inf")  # loop time the last round ended
+        self._status_due = asyncio.Event()
+        self._node_missing = False
+        self._log = _log.bind(node=self.node)
+        self.services.add_handler(self._on_service)
+        self.slices.add_handler(self._on_slice)
+        self.peers.add_handler(self._on_peer)
+        for informer in (self.nodes, self.pools, self.advertisements):
+            informer.add_handler(lambda *_: self._wake.set())
+
+    def informers(self) -> list[Informer]:
+        return [self.nodes, self.pools, self.peers, self.advertisements, self.slices, self.services]
+
+    # ---- change notifications (cheap: mark and wake) ---------------------------------------
+    def _on_service(self, event: str, new: Obj, old: Obj | None) -> None:
+        namespace, name = _key(new)
+        self._dirty.add(f"{namespace}/{name}")
+        self._wake.set()
+
+    def _on_slice(self, event: str, new: Obj, old: Obj | None) -> None:
+        name = _key(new)[1]
+        for obj in (old, new):
+            service = slice_service(obj) if obj is not None else None
+            if service is None:
+                continue
+            names = self._slices_of.setdefault(service, set())
+            if event == "DELETED" or obj is old:
+                names.discard(name)
+            else:
+                names.add(name)
+            if not names:
+                del self._slices_of[service]
+            self._dirty.add(f"{service[0]}/{service[1]}")
+        self._wake.set()
+
+    def _on_peer(self, event: str, new: Obj, old: Obj | None) -> None:
+        for obj in (new, old):
+            ref = secret_ref(obj) if obj is not None else None
+            if ref is not None:
+                self.secrets.stale.add(ref.where)  # a peer change re-reads its Secret
+        self._wake.set()
+
+    def is_ready(self) -> bool:
+        """/readyz: every informer synced and the first plan handed to ExaBGP."""
+        return self.ready.is_set()
+
+    def peer_metrics(self) -> dict[str, PeerMetrics]:
+        """lbipam_bgp_session_up / lbipam_bgp_routes_announced, per BGPPeer, at scrape time."""
+        return {
+            name: PeerMetrics(up=s.state == "Established", routes=s.advertised)
+            for name, s in self.driver.sessions().items()
+        }
+
+    def changed(self) -> None:
+        """The driver's change notification: a session changed state; rewrite BGPNodeState."""
+        self._status_due.set()
+
+    # ---- running ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Until cancelled; then withdraw everything (driver.stop()) before returning."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for informer in self.informers():
+                    group.create_task(informer.run(), name=f"speaker-informer-{informer.resource.plural}")
+                group.create_task(self._plan_loop(), name="speaker-plan")
+                group.create_task(self._status_loop(), name="speaker-nodestate")
+                group.create_task(self._secret_timer(), name="speaker-secrets")
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self._log.info("stopping: withdrawing routes")
+        await self.driver.stop()
+        self._log.info("routes withdrawn, ExaBGP stopped")
+        # Best effort, bounded: the routes are gone already, this only tells people so.
+        write = asyncio.ensure_future(self._write_status())
+        done, _ = await asyncio.wait({write}, timeout=5.0)
+        if not done:
+            write.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KubeError):
+            await write
+
+    async def _plan_loop(self) -> None:
+        for informer in self.informers():
+            await informer.synced.wait()
+        self._wake.set()
+        backoff = Backoff(base=0.5, cap=30.0)
+        while True:
+            await self._settle()
+            try:
+                await self._round()
+                backoff.reset()
+                self._last_round = asyncio.get_running_loop().time()
+            except Exception:  # a bug or a driver failure must not end the speaker: retry later
+                delay = backoff.next()
+                self._log.exception("planning round failed", retry_in=f"{delay:.1f}s")
+                asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    async def _settle(self) -> None:
+        """Wait for a change; plan at most once per `debounce`. After a quiet spell a change is
+        planned at once (a lone new Service reaches the routers without waiting); in a burst,
+        what arrives while a round runs or within `debounce` of its end goes into the next one.
+        (Waiting for the changes to pause instead would hold a steady trickle back for long.)"""
+        await self._wake.wait()
+        loop = asyncio.get_running_loop()
+        wait = self._last_round + self.options.debounce - loop.time()
+        await asyncio.sleep(max(0.0, wait))  # a rate limit; 0: what came with this change comes along
+        self._wake.clear()
+
+    async def _secret_timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.secret_refresh)
+            wanted = set(self.secrets.reads)
+            if wanted and await self.secrets.read(wanted, force=True):
+                self._log.info("a password Secret changed")
+                self._wake.set()
+
+    # ---- one planning round -----------------------------------------------------------------
+    async def _round(self) -> None:
+        node_obj = self.nodes.get(None, self.node)
+        if node_obj is None:
+            if not self._node_missing:
+                self._log.warning("node not found: announcing nothing until it exists")
+                self._node_missing = True
+                if self.plan is not None:  # it was deleted: without its labels, nothing is safe
+                    await self.driver.apply(RoutePlan(), [])
+                    self.plan = RoutePlan()
+            return
+        self._node_missing = False
+        node = node_info(node_obj)
+        peers, problems = await self._peer_views(node)
+        ads: list[AdvertisementView] = []
+        for obj in self.advertisements.list():
+            ad, found = advertisement_view(obj)
+            ads.append(ad)
+            problems += found
+        self._accepted, pools = pool_infos(self.pools.list(), self._accepted)
+        plan = plan_routes(node, peers, ads, self._services(), pools)
+        opened = [p for p in peers if not p.problems and p.node_selector.matches(node.labels)]
+        # A SIGTERM may cancel this mid-way: the driver keeps what it is unsure of, and stop()
+        # withdraws that too.
+        await self.driver.apply(plan, opened)
+        self.plan, self.plans = plan, self.plans + 1
+        self.ready.set()
+        self._log_decisions(plan)
+        for ad_name, messages in plan.refusals.items():
+            problems += [Problem("BGPAdvertisement", ad_name, "RouteRefused", m) for m in messages]
+        self._report = (node, peers, ads, plan)
+        self._status_due.set()
+        await self.reporter.report(problems, self._objects())
+
+    async def _peer_views(self, node: NodeInfo) -> tuple[list[PeerView], list[Problem]]:
+        """Every peer's view; Secrets read for the peers that select this node. Problems of a
+        peer that does not select this node are other speakers' to report."""
+        objs = self.peers.list()
+        first = [peer_view(obj, node, {})[0] for obj in objs]
+        mine = [o for o, v in zip(objs, first, strict=True) if v.node_selector.matches(node.labels)]
+        refs = {ref.where for obj in mine if (ref := secret_ref(obj)) is not None}
+        await self.secrets.read(refs)
+        peers, problems = [], []
+        for obj in objs:
+            view, found = peer_view(obj, node, self.secrets.reads)
+            peers.append(view)
+            if any(p.reason == "InvalidSpec" for p in found) or view.node_selector.matches(node.labels):
+                problems += found
+        return peers, problems
+
+    def _services(self) -> list[AnnouncedService]:
+        """The announced Services, rebuilding only the views of Services marked dirty."""
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            namespace, name = key.split("/", 1)
+            obj = self.services.get(namespace, name)
+            slices = [
+                s
+                for slice_name in self._slices_of.get((namespace, name), ())
+                if (s := self.slices.get(namespace, slice_name)) is not None
+            ]
+            view = announced_service(obj, slices, self.options.default_class) if obj else None
+            if view is None:
+                self._announced.pop(key, None)
+            else:
+                self._announced[key] = view
+        return list(self._announced.values())
+
+    def _objects(self) -> dict[tuple[str, str], Obj]:
+        objects = {("BGPPeer", _key(o)[1]): o for o in self.peers.list()}
+        objects.update({("BGPAdvertisement", _key(o)[1]): o for o in self.advertisements.list()})
+        return objects
+
+    def _log_decisions(self, plan: RoutePlan) -> None:
+        """Debug: the decisions that changed since the last round, with their reason codes."""
+        if not self._log.logger.isEnabledFor(logging.DEBUG):
+            self._decisions = {}
+            return
+        now = {(d.service, d.prefix, d.peer): d.reason for d in plan.decisions}
+        details = {(d.service, d.prefix, d.peer): d.detail for d in plan.decisions}
+        for key, reason in sorted(now.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+            if self._decisions.get(key) != reason:
+                service, prefix, peer = key
+                self._log.debug(
+                    "decision", service=service, prefix=prefix, peer=peer, reason=reason, detail=details[key]
+                )
+        for service, prefix, peer in self._decisions.keys() - now.keys():
+            self._log.debug("decision", service=service, prefix=prefix, peer=peer, reason="gone")
+        self._decisions = now
+
+    # ---- BGPNodeState -------------------------------------------------------------------------
+    async def _status_loop(self) -> None:
+        backoff = Backoff(base=0.5, cap=30.0)
+        while True:
+            await self._status_due.wait()
+            self._status_due.clear()
+            try:
+                await self._write_status()
+                backoff.reset()
+            except Exception as err:  # the API, or a bug: BGPNodeState is worth no crash
+                delay = backoff.next()
+                self._log.warning("BGPNodeState not written", error=repr(err), retry_in=f"{delay:.1f}s")
+                await asyncio.sleep(delay)
+                self._status_due.set()
+
+    async def _write_status(self) -> None:
+        if self._report is None:
+            return
+        node, peers, ads, plan = self._report
+        entries = peer_entries(node, peers, self.driver.sessions(), ads, plan.refusals)
+        await self.nodestate.write(entries, owner=self.nodes.get(None, self.node))
