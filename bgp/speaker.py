@@ -153,6 +153,7 @@ class Speaker:
         self._decisions: dict[tuple[str, str, str | None], str] = {}
         self._wake = asyncio.Event()
         self._last_round = float("-inf")  # loop time the last round ended
+        self._round_took = 0.0  # seconds the last round took
         self._status_due = asyncio.Event()
         self._node_missing = False
         self._log = _log.bind(node=self.node)
@@ -241,10 +242,12 @@ class Speaker:
         backoff = Backoff(base=0.5, cap=30.0)
         while True:
             await self._settle()
+            began = asyncio.get_running_loop().time()
             try:
                 await self._round()
                 backoff.reset()
                 self._last_round = asyncio.get_running_loop().time()
+                self._round_took = self._last_round - began
             except Exception:  # a bug or a driver failure must not end the speaker: retry later
                 delay = backoff.next()
                 self._log.exception("planning round failed", retry_in=f"{delay:.1f}s")
@@ -257,7 +260,9 @@ class Speaker:
         (Waiting for the changes to pause instead would hold a steady trickle back for long.)"""
         await self._wake.wait()
         loop = asyncio.get_running_loop()
-        wait = self._last_round + self.options.debounce - loop.time()
+        # A round over many Services costs more than `debounce`: then wait as long as it took,
+        # so that a long burst keeps the speaker at most about half busy, not replanning nonstop.
+        wait = self._last_round + max(self.options.debounce, self._round_took) - loop.time()
         await asyncio.sleep(max(0.0, wait))  # a rate limit; 0: what came with this change comes along
         self._wake.clear()
 
