@@ -13,6 +13,7 @@ import yaml
 
 from lbipam.apiserver.server import EmbeddedAPIServer
 from tests.helpers import eventually
+from tests.podcidr_harness import TARGETS, PCApi, api_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -63,3 +64,17 @@ async def lbipam_crds(apiserver: EmbeddedAPIServer) -> list[str]:
 
         await eventually(established, timeout=10)
     return names
+
+
+# ---- PodCIDR scenario tests (tests/test_podcidr_scenarios*.py) ----------------------------------
+@pytest.fixture
+async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
+    """A client for the PodCIDR tests' objects (modules with an `api` of their own override it)."""
+    async with api_for(kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest) -> str:
+    """Each `--podcidr-target`, for the PodCIDR scenario tests."""
+    return str(request.param)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import netaddr
 import pytest
 
 from lbipam.k8s.resources import PODCIDRPOOLS
-from tests.podcidr_harness import TARGETS, PCApi, api_for, controller, pcpool
+from tests.podcidr_harness import TARGETS, PCApi, controller, pcpool
 
 PLUGIN_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 HOST_LOCAL = next((d / "host-local" for d in PLUGIN_DIRS if (d / "host-local").is_file()), None)
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.skipif(
     HOST_LOCAL is None,
     reason="the CNI host-local plugin is not installed (apt-get install containernetworking-plugins)",
 )
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
 
 
 async def host_local(command: str, container: str, cidrs: tuple[str, ...], data_dir: Path) -> dict[str, Any]:

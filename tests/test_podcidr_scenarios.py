@@ -10,7 +10,6 @@ test_podcidr_scenarios_lifecycle.py; the CRD-backed IP pool in test_podcidr_scen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +19,8 @@ from lbipam.k8s.resources import NODES, PODCIDRPOOLS
 from tests.helpers import eventually
 from tests.podcidr_harness import (
     CILIUM,
-    TARGETS,
     Family,
     PCApi,
-    api_for,
     controller,
     counts,
     message,
@@ -34,17 +31,6 @@ from tests.podcidr_harness import (
 
 ALLOCATED = ("True", "Allocated")
 V6_32_OF_120 = str(2**88)  # /120s in 2001:db8::/32: beyond int64, so the counter must be a string
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture(params=TARGETS)
-def target(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ CIDRs can change after they are written (`node` keeps spec.podCIDRs as first set
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import netaddr
@@ -19,7 +18,6 @@ from tests.podcidr_harness import (
     CILIUM,
     PCApi,
     PCSnapshot,
-    api_for,
     ciliumnode,
     controller,
     counts,
@@ -33,12 +31,6 @@ from tests.podcidr_harness import (
 ALLOCATED = ("True", "Allocated")
 OUTSIDE = ("False", "OutsidePools")
 EDITABLE = ("ciliumnode", "ciliumnode-pool", "node-annotations")
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
 
 
 @pytest.fixture(params=EDITABLE)

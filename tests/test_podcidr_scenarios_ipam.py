@@ -7,21 +7,12 @@ win over the controller's flags. The test plays the agent: it marks IPs used and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from lbipam.k8s.resources import PODCIDRPOOLS
-from tests.podcidr_harness import PCApi, PCRunning, api_for, controller, ip_pool, pcpool
+from tests.podcidr_harness import PCApi, PCRunning, controller, ip_pool, pcpool
 
 TARGET = "ciliumnode-pool"
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
 
 
 def v4(*last: int, net: str = "192.0.2") -> set[str]:

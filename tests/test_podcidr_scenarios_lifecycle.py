@@ -7,7 +7,6 @@ spec.podCIDR(s) only while empty); a CiliumNode that appears late is served then
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import netaddr
@@ -17,10 +16,8 @@ from lbipam.k8s.resources import CILIUMNODES, NODES, PODCIDRPOOLS
 from tests.helpers import eventually
 from tests.podcidr_harness import (
     CILIUM,
-    TARGETS,
     PCApi,
     PCSnapshot,
-    api_for,
     ciliumnode,
     controller,
     counts,
@@ -39,17 +36,6 @@ def overlaps(snap: PCSnapshot) -> list[tuple[str, str]]:
     """Pairs of Nodes whose CIDRs overlap."""
     held = [(n, netaddr.IPNetwork(c)) for n, cidrs in snap.assigned().items() for c in cidrs]
     return [(a, b) for i, (a, x) in enumerate(held) for b, y in held[i + 1 :] if x in y or y in x]
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture(params=TARGETS)
-def target(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 async def test_a_restart_imports_everything_and_changes_nothing(

@@ -6,7 +6,6 @@ spec still serving; removal of an unused CIDR accepted.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,7 @@ import pytest
 from lbipam.k8s.resources import PODCIDRPOOLS
 from tests.podcidr_harness import (
     CILIUM,
-    TARGETS,
     PCApi,
-    api_for,
     controller,
     counts,
     message,
@@ -30,17 +27,6 @@ from tests.podcidr_harness import (
 ALLOCATED = ("True", "Allocated")
 REFUSED = ("True", "Refused")
 ACCEPTED = ("False", "Accepted")
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture(params=TARGETS)
-def target(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 async def test_exhaustion_is_reported_and_appending_serves_the_waiting_node(

@@ -119,6 +119,8 @@ class Demo:
             self.say(services_table(services.list(), self._plans()))
             self.say()
             self.say(routes_table(self._plans(), self._sessions()))
+            if self.bird is None and not self.args.peer:
+                self.say("(no router: the routes are planned, the sessions stay down; try --with-bird)")
             if self.bird is not None:
                 await _until(self._bird_has_routes, 10.0, "BIRD to receive the routes")
                 self.say("\nBIRD (127.0.0.1) received:\n" + await self.bird.routes())
@@ -136,10 +138,15 @@ class Demo:
             self.say(f"{key}: {', '.join(now[0])} (pool {now[1] or '-'})")
 
     def _settled(self, services: Informer) -> bool:
+        """Every example Service has its IPs, and every speaker has planned with them."""
         lbs = [s for s in services.list() if (s.get("spec") or {}).get("type") == "LoadBalancer"]
         if not lbs or any(not ips(s) for s in lbs):
             return False
-        return all(s.ready.is_set() and s.plan is not None for s in self.speakers.values())
+        for speaker in self.speakers.values():
+            planned = {d.prefix.split("/")[0] for d in speaker.plan.decisions} if speaker.plan else set()
+            if not all(ip in planned for s in lbs for ip in ips(s)):
+                return False
+        return True
 
     def _plans(self) -> dict[str, Any]:
         return {node: speaker.plan for node, speaker in self.speakers.items()}
