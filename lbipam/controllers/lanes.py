@@ -5,21 +5,24 @@ status); the second (annotations, conditions, Events) starts jobs only while the
 a burst of new objects gets served first. A write that fails past `StatusWriter`'s own retries
 (the API was away for a while) is submitted again after `RETRY_LATER` seconds: the planner already
 counts it done, so nothing else would bring it back. Used by `LBWriter` and `PodCIDRWriter`, with
-`pool_fragment`, the status patch of a pool of either kind.
+`PoolWrites` for the status of pools of either kind (`pool_fragment` is its patch).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from lbipam.controllers.executor import Job, KeyedExecutor
 from lbipam.core.conditions import set_condition
 from lbipam.core.poolstatus import PoolStatusPlan
-from lbipam.k8s.errors import Conflict, KubeError, TemporaryError
+from lbipam.k8s.errors import Conflict, KubeError, NotFound, TemporaryError
+from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import KVLog
+from lbipam.k8s.resources import Resource
+from lbipam.k8s.status import StatusWriter
 
 RETRY_LATER = 2.0  # seconds before a write that failed past its own retries is tried again
 
@@ -85,3 +88,37 @@ def pool_fragment(plan: PoolStatusPlan, obj: Mapping[str, Any], now: datetime) -
         **plan.counts,
         **plan.extra,
     }
+
+
+class PoolWrites:
+    """Pool status writes, for either kind of pool: on the first lane, made from the newest cached
+    copy of the pool when they run (a newer plan replaces one not yet written), tried again later
+    when the API was away."""
+
+    def __init__(
+        self,
+        lanes: Lanes,
+        pools: Informer,
+        resource: Resource,
+        status: StatusWriter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.lanes, self.pools, self.resource, self.status, self.clock = lanes, pools, resource, status, clock
+        self._plans: dict[str, PoolStatusPlan] = {}
+
+    def submit(self, plan: PoolStatusPlan) -> None:
+        self._plans[plan.name] = plan
+        self.lanes.executor.submit(f"pool:{plan.name}", lambda: self._write(plan.name))
+
+    async def _write(self, name: str) -> None:
+        plan = self._plans.pop(name, None)
+        obj = self.pools.get(None, name)
+        if plan is None or obj is None:
+            return
+        try:
+            await self.status.patch_status(self.resource, obj, pool_fragment(plan, obj, self.clock()))
+        except NotFound:
+            return
+        except KubeError as err:
+            self._plans.setdefault(name, plan)
+            self.lanes.later(f"pool:{name}", lambda: self._write(name), self.lanes.executor, err)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from lbipam.controllers.lanes import Lanes, pool_fragment
+from lbipam.controllers.lanes import Lanes, PoolWrites
 from lbipam.core.conditions import set_condition
 from lbipam.core.lbplanner import PlannedEvent, ServicePlan
 from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, CONDITION_SATISFIED
@@ -76,11 +76,11 @@ class LBWriter:
         self.recorder = recorder
         self.clock = clock
         self.lanes = Lanes("lbipam-writer", concurrency)
+        self._pools = PoolWrites(self.lanes, pools, LBPOOLS, status, clock)
         self.executor, self.background = self.lanes.executor, self.lanes.background
         self._plans: dict[str, ServicePlan] = {}
         self._notes: dict[str, str | None] = {}  # the allocated-from annotation to write
         self._events: dict[str, list[PlannedEvent]] = {}
-        self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}  # deleted Services, for the Events about them
         self.results = Results()  # what the plans did, for lbipam_allocations_total
 
@@ -110,8 +110,7 @@ class LBWriter:
         self.background.submit(notes_key, lambda: self._write_notes(key))
 
     def pool(self, plan: PoolStatusPlan) -> None:
-        self._pool_plans[plan.name] = plan
-        self.executor.submit(f"pool:{plan.name}", lambda: self._write_pool(plan.name))
+        self._pools.submit(plan)
 
     def _cached(self, key: str) -> Obj | None:
         namespace, name = key.split("/", 1)
@@ -154,16 +153,3 @@ class LBWriter:
                 await self.recorder.record(
                     target, event.reason, event.note, type=event.type, resource=SERVICES
                 )
-
-    async def _write_pool(self, name: str) -> None:
-        plan = self._pool_plans.pop(name, None)
-        obj = self.pools.get(None, name)
-        if plan is None or obj is None:
-            return
-        try:
-            await self.status.patch_status(LBPOOLS, obj, pool_fragment(plan, obj, self.clock()))
-        except NotFound:
-            return
-        except KubeError as err:
-            self._pool_plans.setdefault(name, plan)
-            self.lanes.later(f"pool:{name}", lambda: self._write_pool(name), self.executor, err)

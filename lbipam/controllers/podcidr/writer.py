@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from lbipam.controllers.lanes import Lanes, pool_fragment
+from lbipam.controllers.lanes import Lanes, PoolWrites
 from lbipam.controllers.podcidr.targets import Target
 from lbipam.core.conditions import set_condition
 from lbipam.core.lbplanner import PlannedEvent
@@ -47,9 +47,9 @@ class PodCIDRWriter:
         self.recorder = recorder
         self.clock = clock
         self.lanes = Lanes("podcidr-writer", concurrency)
+        self._pools = PoolWrites(self.lanes, pools, PODCIDRPOOLS, status, clock)
         self._plans: dict[str, NodePlan] = {}
         self._events: dict[str, list[PlannedEvent]] = {}
-        self._pool_plans: dict[str, PoolStatusPlan] = {}
         self._last_seen: dict[str, Obj] = {}
         self.results = Results()  # what the plans did, for lbipam_podcidr_allocations_total
 
@@ -79,8 +79,7 @@ class PodCIDRWriter:
             self.lanes.background.submit(f"notes:{name}", lambda: self._write_notes(name))
 
     def pool(self, plan: PoolStatusPlan) -> None:
-        self._pool_plans[plan.name] = plan
-        self.lanes.executor.submit(f"pool:{plan.name}", lambda: self._write_pool(plan.name))
+        self._pools.submit(plan)
 
     def _settled(self, plan: NodePlan, node: Obj, cn: Obj | None) -> bool:
         name = plan.name
@@ -137,16 +136,3 @@ class PodCIDRWriter:
         for event in events:
             if target is not None:
                 await self.recorder.record(target, event.reason, event.note, type=event.type, resource=NODES)
-
-    async def _write_pool(self, name: str) -> None:
-        plan = self._pool_plans.pop(name, None)
-        obj = self.pools.get(None, name)
-        if plan is None or obj is None:
-            return
-        try:
-            await self.status.patch_status(PODCIDRPOOLS, obj, pool_fragment(plan, obj, self.clock()))
-        except NotFound:
-            return
-        except KubeError as err:
-            self._pool_plans.setdefault(name, plan)
-            self.lanes.later(f"pool:{name}", lambda: self._write_pool(name), self.lanes.executor, err)
