@@ -140,3 +140,14 @@ async def test_the_demo_assigns_announces_takes_new_services_and_stops(
         assert in_pool(ip, EXPECTED["default/web"][1]), line
         assert "(pool default)" in line
         await interrupt(run)
+
+
+async def test_without_examples_the_demo_says_where_it_looked(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lbipam", "demo", "--examples", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert f"no example objects in {tmp_path}" in err.decode()

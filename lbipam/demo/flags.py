@@ -29,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmd.add_argument("--local-asn", type=int, default=64513, help="the speakers' AS number (default 64513)")
     cmd.add_argument("--reuse-delay", type=float, default=5.0, help="seconds a released IP is held back (5)")
     cmd.add_argument("--exabgp", help="the exabgp program (default: next to the interpreter, or on PATH)")
+    cmd.add_argument(
+        "--examples",
+        type=Path,
+        help="the folder of example objects to load (default: deploy/examples/ of the source checkout)",
+    )
     cmd.add_argument("--keep", action="store_true", help="keep the temporary directory (database, logs)")
     cmd.add_argument(
         "--log-level", default="warning", help="log level (default warning: the tables stay readable)"

@@ -49,6 +49,7 @@ class Demo:
         self.bird: Bird | None = None
         self.speakers: dict[str, Speaker] = {}
         self.kube: Kube | None = None
+        self.examples: Path = args.examples or EXAMPLES
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -61,7 +62,7 @@ class Demo:
         self.kube = kube = await connect(str(kubeconfig))
         names = await load_crds(kube)
         await _until(lambda: established(kube, names), DEADLINE, "the CRDs to be Established")
-        docs = documents(sorted(EXAMPLES.glob("*.yaml")))
+        docs = documents(sorted(self.examples.glob("*.yaml")))
         nodes = {d["metadata"]["name"]: _internal_ip(d) for d in docs if d["kind"] == "Node"}
         for doc in [d for d in docs if d["kind"] != "BGPPeer"] + await self._peers(nodes):
             await put(kube, doc)
@@ -245,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    examples = args.examples or EXAMPLES
+    if not any(examples.glob("*.yaml")):
+        sys.stderr.write(
+            f"lbipam demo: no example objects in {examples}: run it from a source checkout "
+            "(pip install -e .) or give --examples DIR\n"
+        )
+        return 2
     if args.with_bird and args.peer:
         sys.stderr.write("lbipam demo: give --with-bird or --peer, not both\n")
         return 2
