@@ -18,7 +18,7 @@ from netaddr import IPAddress
 from lbipam.core.allocator import AddressInUse, AllocatorError, OutOfRange, PoolExhausted
 from lbipam.core.blockindex import BlockIndex
 from lbipam.core.lbholdings import Book, Holding, canonical
-from lbipam.core.lbpools import PoolState, ordered, pool_index, rebuild
+from lbipam.core.lbpools import PoolState, rebuild
 from lbipam.core.lbrequests import (
     ALREADY_ALLOCATED,
     FAMILY_NAME,
@@ -32,6 +32,7 @@ from lbipam.core.lbrequests import (
 )
 from lbipam.core.lbrequests import wanted as requested_families
 from lbipam.core.lbviews import REQUIRE_DUAL_STACK, CurrentCondition, PoolView, ServiceView
+from lbipam.core.poolorder import ordered, pool_index
 from lbipam.core.sharing import ShareInfo, first_refusal
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
-from lbipam.core.blockindex import BlockIndex
 from lbipam.core.lbviews import PoolView
 
 PREFIXLEN = {4: 32, 6: 128}
@@ -109,18 +108,3 @@ def rebuild(
                     _carry_holds(before.allocators, state.allocators)
         states[view.name] = state
     return states
-
-
-def pool_index(states: dict[str, PoolState]) -> BlockIndex:
-    """Where each serving pool's blocks lie."""
-    return BlockIndex(
-        (block, name)
-        for name, state in states.items()
-        if state.serving and state.accepted is not None
-        for block in state.accepted.blocks
-    )
-
-
-def ordered(states: Iterable[PoolState]) -> list[PoolState]:
-    """Pools in the order they are tried: priority, then name."""
-    return sorted(states, key=lambda s: (s.accepted or s.view).order_key)

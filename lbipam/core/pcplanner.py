@@ -25,9 +25,10 @@ from lbipam.core.allocator import AllocatorError, PoolExhausted
 from lbipam.core.blockindex import BlockIndex
 from lbipam.core.lbplanner import PlannedEvent
 from lbipam.core.lbviews import CurrentCondition
-from lbipam.core.pcpools import PCPoolState, ordered, pool_index, rebuild, refusal
+from lbipam.core.pcpools import PCPoolState, rebuild, refusal
 from lbipam.core.pcstrays import WIDE_TRIES, NodeCIDR, Strays
 from lbipam.core.pcviews import NodeView, PCPoolView
+from lbipam.core.poolorder import ordered, pool_index
 
 ALLOCATED = "Allocated"
 NO_POOL = "NoPool"

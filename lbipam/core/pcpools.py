@@ -17,7 +17,6 @@ import netaddr
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
-from lbipam.core.blockindex import BlockIndex
 from lbipam.core.pcviews import FamilySpec, PCPoolView
 
 
@@ -140,16 +139,3 @@ def rebuild(
                 state.allocators[family] = _allocator(kept.get(family), old_spec, spec, reuse_delay)
         states[view.name] = state
     return states
-
-
-def pool_index(states: dict[str, PCPoolState]) -> BlockIndex:
-    return BlockIndex(
-        (block, name)
-        for name, state in states.items()
-        if state.serving and state.accepted is not None
-        for block in state.accepted.blocks
-    )
-
-
-def ordered(states: Iterable[PCPoolState]) -> list[PCPoolState]:
-    return sorted(states, key=lambda s: (s.accepted or s.view).order_key)
