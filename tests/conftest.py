@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 
@@ -45,7 +44,7 @@ def crd_documents() -> list[dict[str, Any]]:
 async def lbipam_crds(apiserver: EmbeddedAPIServer) -> list[str]:
     """Apply every crds/*.yaml and crds/thirdparty/*.yaml over HTTP; wait until each is Established."""
     names = []
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         for doc in crd_documents():
             async with session.post(
                 CRD_PATH, data=json.dumps(doc), headers={"Content-Type": "application/json"}

@@ -223,7 +223,7 @@ CASES = [
 
 @pytest.fixture
 async def http(apiserver: EmbeddedAPIServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         async with session.post(SVCS, data=svc(), headers={"Content-Type": JSON}) as response:
             assert response.status == 201
         yield session

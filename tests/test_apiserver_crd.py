@@ -35,7 +35,7 @@ POOLS = "/apis/lbipam.io/v1alpha1/loadbalancerippools"
 
 @pytest.fixture
 async def http(apiserver: EmbeddedAPIServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         yield session
 
 
@@ -291,7 +291,7 @@ async def test_crds_survive_a_restart(tmp_path: Path) -> None:
     db = str(tmp_path / "api.db")
     first = EmbeddedAPIServer(db=db, port=0)
     await first.start()
-    async with aiohttp.ClientSession(first.url) as http:
+    async with first.session() as http:
         for doc in crd_documents():
             async with http.post(CRD_PATH, json=doc) as response:
                 assert response.status == 201
@@ -301,7 +301,7 @@ async def test_crds_survive_a_restart(tmp_path: Path) -> None:
     second = EmbeddedAPIServer(db=db, port=0)
     await second.start()
     try:
-        async with aiohttp.ClientSession(second.url) as http:
+        async with second.session() as http:
 
             async def served() -> bool:
                 async with http.get(f"{POOLS}/p") as response:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -68,7 +67,7 @@ async def test_reads_are_never_failed(core: Any, apiserver: EmbeddedAPIServer) -
 
 
 async def test_faults_over_http(apiserver: EmbeddedAPIServer) -> None:
-    async with aiohttp.ClientSession(apiserver.url) as http:
+    async with apiserver.session() as http:
         async with http.post(FAULTS, json={"action": "fail_next_writes", "n": 1, "code": 429}) as response:
             assert response.status == 200
             assert (await response.json())["pending"] == [{"remaining": 1, "code": 429, "resource": None}]

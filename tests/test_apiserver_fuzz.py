@@ -18,7 +18,7 @@ JSON = "application/json"
 
 @pytest.fixture
 async def http(apiserver: EmbeddedAPIServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         yield session
 
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -97,7 +96,7 @@ async def test_selectors_with_the_real_client(core: Any) -> None:
 
 
 async def test_limit_and_continue_give_a_consistent_snapshot(apiserver: EmbeddedAPIServer) -> None:
-    async with aiohttp.ClientSession(apiserver.url) as http:
+    async with apiserver.session() as http:
         for index in range(7):
             async with http.post(CMS, json={"metadata": {"name": f"cm{index}"}}) as response:
                 assert response.status == 201
@@ -118,7 +117,7 @@ async def test_limit_and_continue_give_a_consistent_snapshot(apiserver: Embedded
 
 
 async def test_an_expired_continue_token_is_410(apiserver: EmbeddedAPIServer) -> None:
-    async with aiohttp.ClientSession(apiserver.url) as http:
+    async with apiserver.session() as http:
         for index in range(3):
             async with http.post(CMS, json={"metadata": {"name": f"cm{index}"}}) as response:
                 assert response.status == 201

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from lbipam.apiserver.errors import StatusError
@@ -77,7 +76,7 @@ async def test_a_failing_disk_answers_500_and_refuses_further_writes(tmp_path: P
     server = EmbeddedAPIServer(db=str(tmp_path / "s.db"), port=0)
     await server.start()
     try:
-        async with aiohttp.ClientSession(server.url) as http:
+        async with server.session() as http:
             cms = "/api/v1/namespaces/default/configmaps"
             assert server.store._conn is not None
             server.store._conn.close()  # the database goes away under the writer

@@ -24,7 +24,7 @@ CMS = "/api/v1/namespaces/default/configmaps"
 
 @pytest.fixture
 async def http(apiserver: EmbeddedAPIServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(apiserver.url) as session:
+    async with apiserver.session() as session:
         yield session
 
 

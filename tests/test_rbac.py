@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from lbipam.apiserver.audit import Call, Recorder, request_info
@@ -224,7 +223,7 @@ async def test_the_server_records_requests_before_routing_them() -> None:
     server = EmbeddedAPIServer(port=0, recorder=recorder)
     await server.start()
     try:
-        async with aiohttp.ClientSession(server.url, headers={"User-Agent": "probe/1"}) as session:
+        async with server.session(headers={"User-Agent": "probe/1"}) as session:
             async with session.get("/apis/nope.example/v1/things", params={"watch": "true"}) as r:
                 assert r.status == 404
             async with session.get("/api/v1/namespaces/default") as r:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import ssl
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from lbipam.apiserver import kubeconfig, tls
@@ -141,6 +144,24 @@ class EmbeddedAPIServer:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
+
+    def session(self, **kwargs: Any) -> aiohttp.ClientSession:
+        """A raw aiohttp session on this server, as its kubeconfig would connect: base URL, the CA
+        when serving TLS, the bearer token when one is required. For tests and benches that speak
+        plain HTTP to the server; `headers` and `connector` arguments are merged in."""
+        if not self.url:
+            raise StatusError(503, "the server is not started")
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        if "connector" not in kwargs and self.ca_pem is not None:
+            context = ssl.create_default_context(cadata=self.ca_pem.decode())
+            kwargs["connector"] = aiohttp.TCPConnector(ssl=context)
+        return aiohttp.ClientSession(self.url, headers=headers, **kwargs)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client SSL context trusting this server's CA (None when it serves plain HTTP)."""
+        return None if self.ca_pem is None else ssl.create_default_context(cadata=self.ca_pem.decode())
 
     def write_kubeconfig(self, path: str | Path) -> Path:
         """A kubeconfig for this server (TLS: the CA certificate and the bearer token)."""
