@@ -1,5 +1,5 @@
 """Scenarios that make lbipam's processes call every kind of API request they ever make, on an
-embedded API server that records each request (`lbipam.apiserver.audit`). For test_rbac.py.
+embedded API server that records each request (`lbipam.apiserver.wire.audit`). For test_rbac.py.
 
 Each component runs in this process on its own client, whose User-Agent (`user_agent_for`) tells
 its requests apart from the test's own (`own_client`, "rbac-test/0"). Each scenario asserts what it
@@ -24,8 +24,8 @@ from typing import Any
 
 from bgp.driver import Driver
 from bgp.speaker import Speaker, SpeakerOptions
-from lbipam.apiserver.audit import Call, Recorder
 from lbipam.apiserver.server import EmbeddedAPIServer
+from lbipam.apiserver.wire.audit import Call, Recorder
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.controllers.podcidr.controller import PodCIDROptions

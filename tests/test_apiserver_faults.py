@@ -94,9 +94,9 @@ async def test_faults_over_http(apiserver: EmbeddedAPIServer) -> None:
 
 
 def test_fault_codes_are_checked() -> None:
-    from lbipam.apiserver.faults import Faults
-    from lbipam.apiserver.store import Store
-    from lbipam.apiserver.watch import WatchHub
+    from lbipam.apiserver.storage.store import Store
+    from lbipam.apiserver.storage.watch import WatchHub
+    from lbipam.apiserver.wire.faults import Faults
 
     faults = Faults(WatchHub(), Store(":memory:"))
     with pytest.raises(ValueError, match="code must be one of"):

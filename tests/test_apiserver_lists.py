@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from lbipam.apiserver.errors import StatusError
-from lbipam.apiserver.selectors import labels_match, parse_field_selector, parse_label_selector
+from lbipam.apiserver.kinds.selectors import labels_match, parse_field_selector, parse_label_selector
 from lbipam.apiserver.server import EmbeddedAPIServer
 from tests.helpers import api_client
 

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from lbipam.apiserver import openapi
+from lbipam.apiserver.wire import openapi
 
 
 def test_vendored_definitions_match_upstream() -> None:
@@ -16,10 +16,11 @@ def test_vendored_definitions_match_upstream() -> None:
     upstream = json.loads((root / "_definitions.json").read_text())["$defs"]
     vendored = resources.files(openapi.__package__) / "data" / openapi.VENDORED
     assert vendored.read_bytes() == openapi.pack_definitions(upstream), (
-        "regenerate: python -c 'import json; from importlib import resources; from lbipam.apiserver import "
-        'openapi as o; r = resources.files("kubernetes_validate") / "kubernetes-json-schema" / '
+        "regenerate: python -c 'import json; from importlib import resources; "
+        "from lbipam.apiserver.wire import openapi as o; "
+        'r = resources.files("kubernetes_validate") / "kubernetes-json-schema" / '
         'o.UPSTREAM_SCHEMAS; d = json.loads((r / "_definitions.json").read_text())["$defs"]; '
-        'open("lbipam/apiserver/data/" + o.VENDORED, "wb").write(o.pack_definitions(d))\''
+        'open("lbipam/apiserver/wire/data/" + o.VENDORED, "wb").write(o.pack_definitions(d))\''
     )
 
 

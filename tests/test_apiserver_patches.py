@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lbipam.apiserver import discovery, openapi, tables
 from lbipam.apiserver.errors import StatusError
-from lbipam.apiserver.patches import (
+from lbipam.apiserver.patch.patches import (
     apply_patch,
     force_without_apply,
     manager_from_user_agent,
@@ -24,8 +23,9 @@ from lbipam.apiserver.patches import (
     record_update,
     server_side_apply,
 )
-from lbipam.apiserver.registry import BUILTIN_TYPES, ResourceType
-from lbipam.apiserver.strategic import BUILTIN_SHAPES
+from lbipam.apiserver.patch.strategic import BUILTIN_SHAPES
+from lbipam.apiserver.storage.registry import BUILTIN_TYPES, ResourceType
+from lbipam.apiserver.wire import discovery, openapi, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from lbipam.apiserver.server import EmbeddedAPIServer
-from lbipam.apiserver.store import Store
+from lbipam.apiserver.storage.store import Store
 from tests.helpers import api_client
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 
 from lbipam.apiserver.errors import StatusError
 from lbipam.apiserver.server import EmbeddedAPIServer
-from lbipam.apiserver.store import Expired, Store
+from lbipam.apiserver.storage.store import Expired, Store
 
 
 def obj(name: str, value: str = "1") -> dict[str, object]:

@@ -15,8 +15,8 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from lbipam.apiserver.server import EmbeddedAPIServer
-from lbipam.apiserver.store import Change
-from lbipam.apiserver.watch import Watcher
+from lbipam.apiserver.storage.store import Change
+from lbipam.apiserver.storage.watch import Watcher
 from tests.helpers import api_client, eventually
 
 CMS = "/api/v1/namespaces/default/configmaps"

@@ -1,7 +1,7 @@
 """deploy/'s RBAC grants each lbipam process exactly the API calls it makes: nothing it needs is
 missing, nothing granted goes unused.
 
-The embedded API server records every request (`lbipam.apiserver.audit`) named as Kubernetes'
+The embedded API server records every request (`lbipam.apiserver.wire.audit`) named as Kubernetes'
 authorizer names it (verb, API group, resource, subresource, namespace, name). Each component runs
 through the scenarios of rbac_scenarios.py; its recorded calls are then matched against the rules
 that the rendered (`kubectl kustomize deploy/`) ClusterRoles and Roles bind to its ServiceAccount
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lbipam.apiserver.audit import Call, Recorder, request_info
 from lbipam.apiserver.server import EmbeddedAPIServer
+from lbipam.apiserver.wire.audit import Call, Recorder, request_info
 from tests.deploy_harness import NAMESPACE, Obj, rendered
 from tests.rbac_scenarios import SCENARIOS, run_scenarios
 

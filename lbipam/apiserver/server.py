@@ -23,9 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from lbipam.apiserver import kubeconfig, tls
-from lbipam.apiserver.audit import Recorder
-from lbipam.apiserver.builtins import (
+from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.kinds.builtins import (
     ConfigMapStrategy,
     EndpointSliceStrategy,
     LeaseStrategy,
@@ -33,19 +32,20 @@ from lbipam.apiserver.builtins import (
     NodeStrategy,
     SecretStrategy,
 )
-from lbipam.apiserver.crd import CRDStrategy
-from lbipam.apiserver.errors import StatusError
-from lbipam.apiserver.events import EventStrategy
-from lbipam.apiserver.faults import Faults
-from lbipam.apiserver.handlers import ResourceHandlers
-from lbipam.apiserver.http import make_app
-from lbipam.apiserver.objects import Objects
-from lbipam.apiserver.reads import Reads
-from lbipam.apiserver.registry import Registry
-from lbipam.apiserver.services import ServiceStrategy
-from lbipam.apiserver.store import Store
-from lbipam.apiserver.strategy import Strategy, WriteOptions
-from lbipam.apiserver.watch import WatchHub
+from lbipam.apiserver.kinds.crd import CRDStrategy
+from lbipam.apiserver.kinds.events import EventStrategy
+from lbipam.apiserver.kinds.objects import Objects
+from lbipam.apiserver.kinds.services import ServiceStrategy
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions
+from lbipam.apiserver.storage.registry import Registry
+from lbipam.apiserver.storage.store import Store
+from lbipam.apiserver.storage.watch import WatchHub
+from lbipam.apiserver.wire import kubeconfig, tls
+from lbipam.apiserver.wire.audit import Recorder
+from lbipam.apiserver.wire.faults import Faults
+from lbipam.apiserver.wire.handlers import ResourceHandlers
+from lbipam.apiserver.wire.http import make_app
+from lbipam.apiserver.wire.reads import Reads
 
 log = logging.getLogger(__name__)
 

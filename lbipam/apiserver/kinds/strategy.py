@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbipam.apiserver.errors import Cause, StatusError
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.store import Change, Obj, Store
-from lbipam.apiserver.validation import dns1123_subdomain, validate_meta
+from lbipam.apiserver.kinds.validation import dns1123_subdomain, validate_meta
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Change, Obj, Store
 
 _NOT_SPEC = frozenset({"metadata", "status", "apiVersion", "kind"})
 

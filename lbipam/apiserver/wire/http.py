@@ -18,12 +18,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from lbipam.apiserver import audit, discovery, openapi
 from lbipam.apiserver.errors import NO_RESOURCE, StatusError
-from lbipam.apiserver.faults import Faults
-from lbipam.apiserver.handlers import ResourceHandlers, decode, json_response, media_type, read_body
-from lbipam.apiserver.registry import Registry
-from lbipam.apiserver.routing import Discovery, Target, resolve
+from lbipam.apiserver.storage.registry import Registry
+from lbipam.apiserver.wire import audit, discovery, openapi
+from lbipam.apiserver.wire.faults import Faults
+from lbipam.apiserver.wire.handlers import ResourceHandlers, decode, json_response, media_type, read_body
+from lbipam.apiserver.wire.routing import Discovery, Target, resolve
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

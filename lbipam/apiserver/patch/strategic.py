@@ -20,8 +20,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import StatusError
-from .registry import ResourceType
+from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.storage.registry import ResourceType
 
 
 @dataclass(frozen=True)

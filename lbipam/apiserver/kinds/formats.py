@@ -15,7 +15,7 @@ from datetime import date
 
 import jsonschema
 
-from lbipam.apiserver.validation import dns1123_subdomain, parse_cidr, parse_ip, parse_time
+from lbipam.apiserver.kinds.validation import dns1123_subdomain, parse_cidr, parse_ip, parse_time
 
 CHECKER = jsonschema.FormatChecker(formats=())
 _UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z", re.I)

@@ -15,7 +15,6 @@ import random
 import uuid
 from typing import Any
 
-from lbipam.apiserver import patches, shapes
 from lbipam.apiserver.errors import (
     StatusError,
     already_exists,
@@ -25,10 +24,12 @@ from lbipam.apiserver.errors import (
     invalid_object,
     not_found,
 )
-from lbipam.apiserver.registry import Registry, ResourceType
-from lbipam.apiserver.store import Change, Obj, Store
-from lbipam.apiserver.strategy import Strategy, WriteOptions, deep, require_dict
-from lbipam.apiserver.validation import now
+from lbipam.apiserver.kinds import shapes
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions, deep, require_dict
+from lbipam.apiserver.kinds.validation import now
+from lbipam.apiserver.patch import patches
+from lbipam.apiserver.storage.registry import Registry, ResourceType
+from lbipam.apiserver.storage.store import Change, Obj, Store
 
 _SERVER_SET = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what the real generateName draws from

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbipam.apiserver.errors import StatusError, conflict
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.store import Store
-from lbipam.apiserver.watch import WatchHub
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Store
+from lbipam.apiserver.storage.watch import WatchHub
 
 CODES = (409, 429, 500)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lbipam.apiserver.errors import StatusError
-from lbipam.apiserver.validation import label_value, qualified_name
+from lbipam.apiserver.kinds.validation import label_value, qualified_name
 
 
 @dataclass(frozen=True)

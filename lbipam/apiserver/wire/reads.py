@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbipam.apiserver.errors import StatusError, not_found
-from lbipam.apiserver.objects import Objects
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
-from lbipam.apiserver.store import Expired, Obj
-from lbipam.apiserver.watch import Watcher
+from lbipam.apiserver.kinds.objects import Objects
+from lbipam.apiserver.kinds.selectors import (
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Expired, Obj
+from lbipam.apiserver.storage.watch import Watcher
 
 CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can start a "

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .registry import ResourceType
+from lbipam.apiserver.storage.registry import ResourceType
 
 KUBE_MAJOR, KUBE_MINOR = "1", "32"
 GIT_VERSION = f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-lbipam"

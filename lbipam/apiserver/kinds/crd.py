@@ -16,14 +16,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lbipam.apiserver.crdcheck import crd_causes, schema_type_problem
 from lbipam.apiserver.errors import Cause, StatusError
-from lbipam.apiserver.registry import Registry, ResourceType
-from lbipam.apiserver.schema import apply_defaults, drop_nulls, prune, validate
-from lbipam.apiserver.store import Change, Obj, Store
-from lbipam.apiserver.strategy import Strategy, WriteOptions
-from lbipam.apiserver.validation import now
-from lbipam.apiserver.watch import WatchHub
+from lbipam.apiserver.kinds.crdcheck import crd_causes, schema_type_problem
+from lbipam.apiserver.kinds.schema import apply_defaults, drop_nulls, prune, validate
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions
+from lbipam.apiserver.kinds.validation import now
+from lbipam.apiserver.storage.registry import Registry, ResourceType
+from lbipam.apiserver.storage.store import Change, Obj, Store
+from lbipam.apiserver.storage.watch import WatchHub
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 _CRD = "CustomResourceDefinition"

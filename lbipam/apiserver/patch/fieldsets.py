@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import StatusError
-from .strategic import Schema, Shape
+from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.patch.strategic import Schema, Shape
 
 Path = tuple[str, ...]
 FieldSet = set[Path]

@@ -14,7 +14,6 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from lbipam.apiserver import shapes
 from lbipam.apiserver.errors import (
     Cause,
     StatusError,
@@ -22,12 +21,13 @@ from lbipam.apiserver.errors import (
     invalid,
     invalid_object,
 )
-from lbipam.apiserver.ipalloc import Exhausted, IPRange, PortRange
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.store import Obj
-from lbipam.apiserver.strategy import Strategy, WriteOptions
-from lbipam.apiserver.svcvalidation import condition_causes, ingress_causes, spec_causes
-from lbipam.apiserver.validation import dns1035_label, normalize_time, parse_ip
+from lbipam.apiserver.kinds import shapes
+from lbipam.apiserver.kinds.ipalloc import Exhausted, IPRange, PortRange
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions
+from lbipam.apiserver.kinds.svcvalidation import condition_causes, ingress_causes, spec_causes
+from lbipam.apiserver.kinds.validation import dns1035_label, normalize_time, parse_ip
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Obj
 
 EXTERNAL = ("NodePort", "LoadBalancer")
 _PORT = {"name": str, "protocol": str, "port": int, "targetPort": shapes.INT_OR_STRING, "nodePort": int}

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .registry import ResourceType
+from lbipam.apiserver.storage.registry import ResourceType
 
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 _NAME_DOC = "Name must be unique within a namespace. Cannot be updated."

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lbipam.apiserver.store import Change, Obj
+from lbipam.apiserver.storage.store import Change, Obj
 
 _LIVENESS_CHECK = 5.0  # seconds between checks that an idle watch's client is still connected
 Event = tuple[str, Obj]  # (type, object in storage shape)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lbipam.apiserver.errors import Cause, duplicate, forbidden, invalid, not_supported, required
-from lbipam.apiserver.validation import (
+from lbipam.apiserver.kinds.validation import (
     CIDR_MSG,
     IP_MSG,
     dns1123_label,

@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
-from .discovery import GIT_VERSION
-from .registry import ResourceType
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.wire.discovery import GIT_VERSION
 
 Doc = dict[str, Any]
 #: The kubernetes-validate schema set the vendored definitions are trimmed from.

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from lbipam.apiserver.errors import Cause, invalid, invalid_object, required
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.store import Obj
-from lbipam.apiserver.strategy import Strategy, WriteOptions
-from lbipam.apiserver.validation import dns1123_subdomain, normalize_time, qualified_name
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions
+from lbipam.apiserver.kinds.validation import dns1123_subdomain, normalize_time, qualified_name
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Obj
 
 # events.k8s.io/v1 field -> core/v1 field
 _RENAMED = {

@@ -14,18 +14,18 @@ import copy
 import re
 from typing import Any
 
-from lbipam.apiserver import shapes
 from lbipam.apiserver.errors import Cause, StatusError, forbidden, invalid, not_supported, required
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.store import Obj
-from lbipam.apiserver.strategy import Strategy, WriteOptions
-from lbipam.apiserver.validation import (
+from lbipam.apiserver.kinds import shapes
+from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions
+from lbipam.apiserver.kinds.validation import (
     CIDR_MSG,
     dns1123_label,
     normalize_time,
     parse_cidr,
     parse_ip,
 )
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Obj
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 NAME_LABEL = "kubernetes.io/metadata.name"

@@ -18,16 +18,17 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from lbipam.apiserver import patches, tables
 from lbipam.apiserver.errors import StatusError, not_found
-from lbipam.apiserver.faults import Faults
-from lbipam.apiserver.objects import Objects
-from lbipam.apiserver.reads import Reads
-from lbipam.apiserver.registry import ResourceType
-from lbipam.apiserver.routing import Target
-from lbipam.apiserver.store import Obj
-from lbipam.apiserver.strategy import WriteOptions
-from lbipam.apiserver.watch import WatchHub, error_line, stream
+from lbipam.apiserver.kinds.objects import Objects
+from lbipam.apiserver.kinds.strategy import WriteOptions
+from lbipam.apiserver.patch import patches
+from lbipam.apiserver.storage.registry import ResourceType
+from lbipam.apiserver.storage.store import Obj
+from lbipam.apiserver.storage.watch import WatchHub, error_line, stream
+from lbipam.apiserver.wire import tables
+from lbipam.apiserver.wire.faults import Faults
+from lbipam.apiserver.wire.reads import Reads
+from lbipam.apiserver.wire.routing import Target
 
 MAX_BODY = 3 * 1024 * 1024
 JSON_TYPES = ("", "application/json", "*/*")

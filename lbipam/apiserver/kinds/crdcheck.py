@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from lbipam.apiserver.errors import Cause, forbidden, invalid, not_supported, required
-from lbipam.apiserver.validation import dns1035_label, dns1123_label, dns1123_subdomain
+from lbipam.apiserver.kinds.validation import dns1035_label, dns1123_label, dns1123_subdomain
 
 _JUNCTORS = ("anyOf", "oneOf", "allOf")
 _NOT_IN_JUNCTORS = ("type", "default", "additionalProperties", "nullable", "description")

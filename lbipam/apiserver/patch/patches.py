@@ -42,10 +42,10 @@ from typing import Any
 
 import jsonpatch
 
-from .errors import Cause, StatusError
-from .managedfields import record_update, server_side_apply
-from .registry import ResourceType
-from .strategic import schema_for, strategic_merge
+from lbipam.apiserver.errors import Cause, StatusError
+from lbipam.apiserver.patch.managedfields import record_update, server_side_apply
+from lbipam.apiserver.patch.strategic import schema_for, strategic_merge
+from lbipam.apiserver.storage.registry import ResourceType
 
 __all__ = [
     "apply_patch",

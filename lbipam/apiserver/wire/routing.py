@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lbipam.apiserver.errors import NO_RESOURCE, StatusError
-from lbipam.apiserver.registry import Registry, ResourceType
+from lbipam.apiserver.storage.registry import Registry, ResourceType
 
 
 @dataclass(frozen=True)

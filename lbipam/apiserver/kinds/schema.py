@@ -20,8 +20,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from lbipam.apiserver import formats
 from lbipam.apiserver.errors import Cause, duplicate, go_value, invalid, not_supported, required
+from lbipam.apiserver.kinds import formats
 
 Schema = dict[str, Any]
 META_FIELDS = frozenset(

@@ -14,10 +14,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import fieldsets as mf
-from .errors import Cause, StatusError
-from .registry import ResourceType
-from .strategic import Schema, schema_for
+from lbipam.apiserver.errors import Cause, StatusError
+from lbipam.apiserver.patch import fieldsets as mf
+from lbipam.apiserver.patch.strategic import Schema, schema_for
+from lbipam.apiserver.storage.registry import ResourceType
 
 # Fields no manager ever owns (fieldmanager's stripMetaManager).
 _STRIPPED = {
