@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sqlite3
@@ -32,6 +33,9 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    # What start-up loaded (every stored object) lives as long as the process: out of the cyclic
+    # collector's way, whose full passes would otherwise walk it again and again.
+    gc.freeze()
     try:
         if args.kubeconfig_out is not None:
             server.write_kubeconfig(args.kubeconfig_out)

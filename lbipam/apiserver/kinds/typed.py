@@ -25,19 +25,26 @@ from lbipam.apiserver.storage.registry import ResourceType
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Node:
     """A compiled schema: `kind` is struct, map, array, leaf, oneof or any."""
 
     kind: str
-    props: dict[str, Any] | None = None  # struct: field -> _Node or a definition name (str)
-    sub: Any = None  # map values / array items: _Node or a definition name
+    props: dict[str, Any] | None = None  # struct: field -> _Node, or a definition name until walked
+    sub: Any = None  # map values / array items: _Node, or a definition name until walked
     types: tuple[str, ...] = ()  # leaf / oneof: JSON types allowed (string, integer, number, boolean)
     fmt: str = ""  # leaf: the integer format (int32, int64)
     go: str = ""  # the Go type name for messages
+    python: tuple[type, ...] = ()  # leaf / oneof: the Python types a decoded value may have
 
 
 _ANY = _Node("any")
+_PYTHON = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+
+
+def _leaf_node(kind: str, types: tuple[str, ...], fmt: str, go: str) -> _Node:
+    python = tuple({p for t in types for p in _PYTHON.get(t, ())})
+    return _Node(kind, types=types, fmt=fmt if fmt in INT_RANGES else "", go=go, python=python)
 
 
 def check(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
@@ -47,7 +54,7 @@ def check(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
     if name is None or name not in definitions.upstream():
         return []
     unknown: list[str] = []
-    problem = _walk(obj, _compiled(name), "", rtype.kind, unknown)
+    problem = _walk(obj, _compiled(name), [], rtype.kind, unknown)
     if problem is not None:
         raise StatusError(
             400, f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: {problem}'
@@ -60,10 +67,6 @@ def _compiled(name: str) -> _Node:
     return _compile(definitions.upstream().get(name, {}))
 
 
-def _resolve(node: Any) -> _Node:
-    return _compiled(node) if isinstance(node, str) else node
-
-
 def _compile(schema: dict[str, Any]) -> _Node:
     ref = schema.get("$ref")
     if isinstance(ref, str):
@@ -71,8 +74,8 @@ def _compile(schema: dict[str, Any]) -> _Node:
     if "oneOf" in schema:
         types = tuple(t for option in schema["oneOf"] for t in _types(option))
         if "integer" in types:
-            return _Node("oneof", types=types, fmt="int32", go="intstr.IntOrString")
-        return _Node("oneof", types=types, go="resource.Quantity")
+            return _leaf_node("oneof", types, "int32", "intstr.IntOrString")
+        return _leaf_node("oneof", types, "", "resource.Quantity")
     types = tuple(_types(schema))
     if "properties" in schema:
         props = {key: _ref_or_node(value) for key, value in schema["properties"].items()}
@@ -85,7 +88,7 @@ def _compile(schema: dict[str, Any]) -> _Node:
     if leaf:
         fmt = schema.get("format", "")
         go = {"string": "string", "integer": fmt or "int64", "number": "float64", "boolean": "bool"}[leaf[0]]
-        return _Node("leaf", types=tuple(leaf), fmt=fmt if fmt in INT_RANGES else "", go=go)
+        return _leaf_node("leaf", tuple(leaf), fmt, go)
     return _ANY  # an object without declared fields, or no type at all: anything goes
 
 
@@ -111,71 +114,70 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-def _walk(value: Any, node: _Node, path: str, struct: str, unknown: list[str]) -> str | None:
-    """The first type problem under `value` (pruning unknown fields on the way), or None."""
+def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[str]) -> str | None:
+    """The first type problem under `value` (pruning unknown fields on the way), or None.
+
+    `trail` is the path walked so far (keys and indexes), turned into text only when needed."""
     if value is None or node.kind == "any":
         return None
     if node.kind == "struct":
-        if not isinstance(value, dict):
-            return _mismatch(value, node, path, struct)
-        assert node.props is not None
-        for key in [k for k in value if k not in node.props]:
-            unknown.append(f"{path}.{key}" if path else key)
+        if type(value) is not dict:
+            return _mismatch(value, node, trail, struct)
+        props = node.props
+        assert props is not None
+        for key in [k for k in value if k not in props]:
+            unknown.append(_text([*trail, key]))
             del value[key]
         for key, sub in value.items():
-            found = _walk(sub, _resolve(node.props[key]), f"{path}.{key}" if path else key, struct, unknown)
+            if sub is None:
+                continue
+            child = props[key]
+            if type(child) is str:
+                child = props[key] = _compiled(child)
+            trail.append(key)
+            found = _walk(sub, child, trail, struct, unknown)
+            trail.pop()
             if found is not None:
                 return found
         return None
-    if node.kind == "map":
-        if not isinstance(value, dict):
-            return _mismatch(value, node, path, struct)
-        sub_node = _resolve(node.sub)
-        for key, sub in value.items():
-            found = _walk(sub, sub_node, f"{path}.{key}" if path else key, struct, unknown)
+    if node.kind in ("map", "array"):
+        if type(value) is not (dict if node.kind == "map" else list):
+            return _mismatch(value, node, trail, struct)
+        child = node.sub
+        if type(child) is str:
+            child = node.sub = _compiled(child)
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, sub in pairs:
+            trail.append(key)
+            found = _walk(sub, child, trail, struct, unknown)
+            trail.pop()
             if found is not None:
                 return found
         return None
-    if node.kind == "array":
-        if not isinstance(value, list):
-            return _mismatch(value, node, path, struct)
-        sub_node = _resolve(node.sub)
-        for index, sub in enumerate(value):
-            found = _walk(sub, sub_node, f"{path}[{index}]", struct, unknown)
-            if found is not None:
-                return found
-        return None
-    return _leaf(value, node, path, struct)
+    return _leaf(value, node, trail, struct)
 
 
-def _leaf(value: Any, node: _Node, path: str, struct: str) -> str | None:
-    kind = _json_type(value)
-    allowed = {"string": "string", "integer": "number", "number": "number", "boolean": "bool"}
-    if kind not in {allowed[t] for t in node.types}:
-        return _mismatch(value, node, path, struct)
-    if kind != "number":
-        return None
-    if "number" not in node.types and isinstance(value, float):
-        return _mismatch(value, node, path, struct, f"number {value}")
-    low, high = INT_RANGES.get(node.fmt, (None, None))
-    if isinstance(value, int) and low is not None and high is not None and not low <= value <= high:
-        return _mismatch(value, node, path, struct, f"number {value}")
+def _leaf(value: Any, node: _Node, trail: list[Any], struct: str) -> str | None:
+    kind = type(value)
+    if kind not in node.python:
+        if kind is int and float in node.python:
+            return None  # an integer is a number
+        return _mismatch(value, node, trail, struct, f"number {value}" if kind is float else "")
+    if kind is int and node.fmt:
+        low, high = INT_RANGES[node.fmt]
+        if not low <= value <= high:
+            return _mismatch(value, node, trail, struct, f"number {value}")
     return None
 
 
-def _mismatch(value: Any, node: _Node, path: str, struct: str, got: str = "") -> str:
-    field = _without_indexes(f"{struct}.{path}" if path else struct)
+def _text(trail: list[Any]) -> str:
+    """spec.ports[0].name, as Kubernetes writes field paths."""
+    out = ""
+    for step in trail:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _mismatch(value: Any, node: _Node, trail: list[Any], struct: str, got: str = "") -> str:
+    field = ".".join([struct, *(str(s) for s in trail if not isinstance(s, int))])
     return f"json: cannot unmarshal {got or _json_type(value)} into Go struct field {field} of type {node.go}"
-
-
-def _without_indexes(path: str) -> str:
-    """Go's decoder names struct fields without list indexes: Service.spec.ports.port."""
-    out, skip = [], False
-    for char in path:
-        if char == "[":
-            skip = True
-        elif char == "]":
-            skip = False
-        elif not skip:
-            out.append(char)
-    return "".join(out)

@@ -10,9 +10,10 @@ older version are mended on the way out of the database (`repair`).
 
     MAX_DEPTH                  # nested objects and arrays allowed in a body or object (100)
     loads(data) -> Any         # json.loads, with the rules above; StatusError 400
-    no_constant                # json.loads(parse_constant=...): NaN and Infinity are not JSON
+    decode(data, what) -> Any  # the same, but ValueError when it is not JSON at all
     problem(value) -> str|None # the first rule `value` breaks, naming its path
     check(value, what)         # StatusError 400 "<what>: <problem>"
+    check_depth(value, what)   # the same for nesting alone (quicker)
     repair(value) -> (value, [what was changed])
     load_stored(text) -> (value, [what was changed])   # a stored object's JSON, repaired if needed
 
@@ -36,33 +37,126 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def no_constant(name: str) -> Any:
+class _OutOfRange(ValueError):
+    """An integer beyond int64 or a float beyond float64, met while parsing."""
+
+
+def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _OutOfRange(text)
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange(text)
+    return value
+
+
+# One decoder for every call (json.loads with hooks builds a new one each time).
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_int=_int64, parse_float=_finite)
+_LENIENT = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def decode(data: bytes | str, what: str) -> Any:
+    """Parse JSON text: ValueError (or RecursionError) when it is not JSON, StatusError 400
+    `<what>: <path>: <problem>` when its value breaks a rule."""
+    text = (
+        data.decode(json.detect_encoding(data), "surrogatepass")
+        if isinstance(data, bytes | bytearray)
+        else data
+    )
+    try:
+        value = _STRICT.decode(text)
+    except _OutOfRange:  # parse again to say where
+        value = _LENIENT.decode(text)
+        check(value, what)
+        raise
+    # Lone surrogates come from escapes or CESU-8 bytes, nesting needs brackets: only text with
+    # any of them is walked (quick substring and count tests, in C).
+    if (
+        "\\ud" in text
+        or "\\uD" in text
+        or (not text.isascii() and _SURROGATE.search(text))
+        or text.count("{") + text.count("[") >= MAX_DEPTH
+    ):
+        check(value, what)
+    return value
 
 
 def loads(data: bytes | str) -> Any:
     """Parse a JSON body; StatusError 400 for malformed JSON or a value `problem` refuses."""
     try:
-        value = json.loads(data, parse_constant=no_constant)
+        return decode(data, "json parse error")
     except RecursionError:
         raise StatusError(400, f"json parse error: nested deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError included
         raise StatusError(400, f"json parse error: {exc}") from None
-    check(value, "json parse error")
-    return value
 
 
 def check(value: Any, what: str) -> None:
     """StatusError 400 `<what>: <problem>` if `value` breaks a rule."""
+    if _fine(value):
+        return
     found = problem(value)
     if found is not None:
         raise StatusError(400, f"{what}: {found}")
+
+
+def check_depth(value: Any, what: str) -> None:
+    """StatusError 400 `<what>: <path>: nested deeper than MAX_DEPTH levels`, if it is: the one
+    rule a patch of checked values can break. Walks only the objects and arrays."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            check(value, what)  # names the path
+        for sub in item.values() if type(item) is dict else item if type(item) is list else ():
+            if type(sub) is dict or type(sub) is list:
+                stack.append((sub, depth + 1))
+
+
+def _fine(value: Any) -> bool:
+    """Whether `value` keeps every rule: the quick walk (no paths), iterative."""
+    if type(value) is not dict and type(value) is not list:
+        return _leaf_problem(value) is None
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            return False
+        if type(item) is dict:
+            if not all(type(k) is str and (k.isascii() or not _SURROGATE.search(k)) for k in item):
+                return False
+            item = item.values()
+        for sub in item:
+            kind = type(sub)
+            if kind is str:
+                if not sub.isascii() and _SURROGATE.search(sub):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((sub, depth + 1))
+            elif kind is int:
+                if not INT64_MIN <= sub <= INT64_MAX:
+                    return False
+            elif kind is float and not math.isfinite(sub):
+                return False
+    return True
 
 
 def problem(value: Any) -> str | None:
     """The first rule `value` breaks, as `<path>: <what is wrong>`; None when it is fine.
 
     Iterative, so it is safe on a value of any depth."""
+    if not isinstance(value, dict | list):
+        found = _leaf_problem(value)
+        return None if found is None else f"<body>: {found}"
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, path, depth = stack.pop()

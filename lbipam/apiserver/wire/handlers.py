@@ -65,6 +65,11 @@ async def read_body(request: web.Request) -> bytes:
     """The body, at most MAX_BODY bytes (413) sent within the body timeout (408)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise StatusError(413, f"Request entity too large: limit is {MAX_BODY}")
+    if request.content.is_eof():  # it all came with the headers, as small bodies do
+        data = await request.read()
+        if len(data) > MAX_BODY:
+            raise StatusError(413, f"Request entity too large: limit is {MAX_BODY}")
+        return data
     chunks, size = [], 0
     limits = request.app.get(LIMITS) or Limits()
     try:

@@ -12,7 +12,8 @@
   request arrived by then (3,000 half-sent requests hold sockets, never the event loop).
 - A request body must arrive within `body_timeout` (408 otherwise; see `handlers.read_body`).
 - At most `max_connections` connections are served at once; one more is closed as soon as it is
-  accepted. The process's open-file limit is raised to fit, where the hard limit allows.
+  accepted. The listen backlog is large, so a burst of connections does not drop new ones. The
+  process's open-file limit is raised to fit, where the hard limit allows.
 - At most `max_watches` watches are open at once; one more is a 429 with Retry-After.
 
 Called by `server.py`; the HTTP layer reads `LIMITS` from the application.
@@ -41,6 +42,10 @@ class Limits:
 
 
 LIMITS = web.AppKey("limits", Limits)
+# Connections the kernel queues before they are accepted (asyncio's default is 100). A burst of
+# connections beyond it drops SYNs, and a dropped SYN costs its client a second (the first
+# retransmission): Go servers, kube-apiserver among them, ask for the system's maximum too.
+BACKLOG = 4096
 
 
 class _Refused(asyncio.Protocol):
@@ -65,9 +70,9 @@ async def listen(
 
     loop = asyncio.get_running_loop()
     if ssl_context is None:
-        return await loop.create_server(protocol, host, port)
+        return await loop.create_server(protocol, host, port, backlog=BACKLOG)
     return await loop.create_server(
-        protocol, host, port, ssl=ssl_context, ssl_handshake_timeout=limits.handshake_timeout
+        protocol, host, port, backlog=BACKLOG, ssl=ssl_context, ssl_handshake_timeout=limits.handshake_timeout
     )
 
 
