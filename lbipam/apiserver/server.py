@@ -11,7 +11,8 @@ in process, by the tests' fixtures:
     async with server.session() as http: ...   # raw HTTP, as the kubeconfig connects
     await server.stop()
 
-Secure by default: HTTPS with a generated certificate and a bearer token. `insecure=True` serves
+Secure by default: HTTPS with a generated certificate and a bearer token (both kept in the
+database, so a restart accepts the kubeconfigs it wrote before). `insecure=True` serves
 plain HTTP without authentication, and only on a loopback address (`InsecureNotLoopback`).
 `/debug/lbipam/faults` is served only with `enable_fault_injection=True`; in process,
 `server.faults` is always there.
@@ -145,6 +146,7 @@ class EmbeddedAPIServer:
 
     async def _start(self) -> None:
         self.store.open()
+        material = self._credentials()
         self.services.rebuild(self.store.items("/services"))
         self.crds.restore(self.store.items(self.crds.key))
         for name in INITIAL_NAMESPACES:
@@ -167,14 +169,33 @@ class EmbeddedAPIServer:
         )
         await self._runner.setup()
         ssl_context = None
-        if self.tls:
+        if material is not None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="lbipam-apiserver-")
-            ssl_context, self.ca_pem = tls.server_context(Path(self._tempdir.name), self.host)
+            ssl_context = tls.server_context(Path(self._tempdir.name), material)
         self._listener = await listen(self._runner, self.host, self.port, ssl_context, self.limits)
         self.port = int(self._listener.sockets[0].getsockname()[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         log.info("apiserver serving url=%s db=%s", self.url, self.store.path)
+
+    def _credentials(self) -> tls.Material | None:
+        """The token and the TLS material, kept in the database as a cluster keeps its PKI: a
+        restart with the same database serves the same CA and accepts the same token, so the
+        kubeconfigs already written stay valid. Made afresh the first time (or for another host,
+        or a month before the certificate expires)."""
+        if not self.tls:
+            return None
+        kept = self.store.meta("token")
+        if kept:
+            self.token = kept
+        elif self.token:
+            self.store.set_meta("token", self.token)
+        material = tls.Material.from_json(self.store.meta("tls"))
+        if material is None or not material.fits(self.host):
+            material = tls.make(self.host)
+            self.store.set_meta("tls", material.to_json())
+        self.ca_pem = material.ca_pem.encode()
+        return material
 
     async def stop(self) -> None:
         """Close every watch, stop serving, finish pending writes and close the database."""

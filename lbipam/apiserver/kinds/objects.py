@@ -10,7 +10,6 @@ the store. Reads and watches are in `reads.py`. Called by the HTTP handlers (`ha
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import random
 import uuid
@@ -164,7 +163,7 @@ class Objects:
             new = obj
             if "status" in rtype.subresources:
                 if "status" in cur:
-                    new["status"] = copy.deepcopy(cur["status"])
+                    new["status"] = jsonsafe.copy(cur["status"])
                 else:
                     new.pop("status", None)
         meta, old_meta = new["metadata"], cur["metadata"]

@@ -9,13 +9,13 @@ default; `builtins.py`, `services.py`, `events.py` and `crd.py` subclass it. Cal
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lbipam.apiserver.errors import Cause, StatusError
 from lbipam.apiserver.kinds.validation import dns1123_subdomain, validate_meta
+from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
 from lbipam.apiserver.storage.store import Change, Obj, Store
 
@@ -127,7 +127,8 @@ class Strategy:
 
 def deep(obj: Obj) -> Obj:
     """A private copy of a stored object, to build the next version from."""
-    return copy.deepcopy(obj)
+    copied: Obj = jsonsafe.copy(obj)
+    return copied
 
 
 def require_dict(value: Any, what: str) -> dict[str, Any]:

@@ -36,7 +36,6 @@ pure: no I/O, no clock except `now` (injectable), and they never write anything.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
@@ -168,7 +167,7 @@ def _json_patch(original: dict[str, Any], body: bytes) -> dict[str, Any]:
             f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}",
         )
     try:
-        result = jsonpatch.JsonPatch(ops).apply(copy.deepcopy(original))
+        result = jsonpatch.JsonPatch(ops).apply(jsonsafe.copy(original), in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, TypeError) as e:
         # The real server says only this (NewGenericServerResponse 422); the cause says what failed.
         raise StatusError(

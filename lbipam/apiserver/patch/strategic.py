@@ -16,11 +16,11 @@ the directives kubectl sends: `$patch` (replace/delete/merge), `$retainKeys`,
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
 
 
@@ -162,7 +162,7 @@ def _bad(message: str, code: int = 400) -> StatusError:
 
 def strategic_merge(original: dict[str, Any], patch: dict[str, Any], schema: Schema) -> dict[str, Any]:
     """Apply a strategic merge patch; returns a new object. Raises StatusError 400/422."""
-    return _merge_map(copy.deepcopy(original), patch, schema)
+    return _merge_map(jsonsafe.copy(original), patch, schema)
 
 
 def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Schema) -> dict[str, Any]:

@@ -16,6 +16,7 @@ older version are mended on the way out of the database (`repair`).
     check_depth(value, what)   # the same for nesting alone (quicker)
     repair(value) -> (value, [what was changed])
     load_stored(text) -> (value, [what was changed])   # a stored object's JSON, repaired if needed
+    copy(value) -> value       # a deep copy of a JSON value, some four times quicker than deepcopy
 
 Used by the request decoding (`wire/handlers.py`), the patches (`patch/patches.py`), the write
 pipeline (`kinds/objects.py`) and the store when it loads the database (`store.py`).
@@ -235,18 +236,30 @@ def _fix_text(text: str, path: str, changes: list[str]) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-# What a stored text that needs repair must contain: a surrogate escape, a NaN or Infinity token,
-# or a run of 19+ digits. Texts without any (nearly all) skip the walk, so opening stays fast.
-_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|\d{19}")
-
-
 def load_stored(text: str) -> tuple[Any, list[str]]:
     """A stored object's JSON text as a value, repaired if an older version stored it unchecked.
 
-    ValueError (or RecursionError) when the text is not JSON at all."""
-    value = json.loads(text)
-    if _SUSPECT.search(text) is None and text.count("{") + text.count("[") < MAX_DEPTH:
-        return value, []
+    ValueError (or RecursionError) when the text is not JSON at all. Nearly every text parses
+    with the strict decoder and shows no surrogate escape and too few brackets to nest too deep,
+    so opening a database walks almost nothing."""
+    try:
+        value = _STRICT.decode(text)
+    except ValueError:  # NaN, Infinity, a number out of range, or not JSON (then this raises too)
+        value = json.loads(text)
+    else:
+        if not ("\\ud" in text or "\\uD" in text or text.count("{") + text.count("[") >= MAX_DEPTH):
+            return value, []
     if problem(value) is None:
         return value, []
     return repair(value)
+
+
+def copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, scalars). No memo, no reduce protocol: objects
+    are trees of plain values, copied on every write and patch."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copy(sub) for key, sub in value.items()}
+    if kind is list:
+        return [copy(sub) for sub in value]
+    return value

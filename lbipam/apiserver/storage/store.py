@@ -58,6 +58,14 @@ class Change:
 _Write = tuple[Change, "asyncio.Future[Change]"]  # a staged change and its waiting writer
 
 
+@dataclass(slots=True)
+class _Meta:
+    """A meta value on its way to the database."""
+
+    key: str
+    value: str
+
+
 class Expired(Exception):
     """A resourceVersion older than the kept history: the caller answers 410 Expired."""
 
@@ -80,6 +88,7 @@ class Store:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
+        self._meta: dict[str, str] = {}
         self.write_error: str | None = None  # why the last commit failed, until one succeeds
         self.failure_listeners: list[Callable[[], None]] = []  # rebuild what staged writes changed
         self._poisoned = 0  # writes up to this resourceVersion fail: staged before a failure was heard
@@ -93,8 +102,8 @@ class Store:
         conn = sqlitefile.connect(self.path)
         for key, namespace, name, obj in sqlitefile.load_objects(conn):
             self._bucket(key)[(namespace, name)] = obj
-        row = conn.execute("SELECT v FROM meta WHERE k = 'rv'").fetchone()
-        self.rv = self.history_start = int(row[0]) if row else 0
+        self._meta = dict(conn.execute("SELECT k, v FROM meta"))
+        self.rv = self.history_start = int(self._meta.get("rv", 0))
         self._next_rv = self.rv + 1
         self._conn = conn
         self._thread = threading.Thread(target=self._writer, name="apiserver-sqlite-writer", daemon=True)
@@ -108,6 +117,15 @@ class Store:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def meta(self, key: str) -> str | None:
+        """A value the server keeps beside the objects (its TLS material, its token)."""
+        return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep `value` under `key`: at once for `meta`, on disk with the writer's next turn."""
+        self._meta[key] = value
+        self._queue.put(_Meta(key, value))
 
     # -- reads (committed state) ------------------------------------------------------------
 
@@ -206,7 +224,7 @@ class Store:
         assert conn is not None
         assert loop is not None
         while True:
-            batch, probes, stop = self._take()
+            batch, probes, metas, stop = self._take()
             doomed = [(c, f) for c, f in batch if c.rv <= self._poisoned]
             batch = [(c, f) for c, f in batch if c.rv > self._poisoned]
             if doomed:
@@ -221,14 +239,14 @@ class Store:
                     heard.wait(10)  # the loop runs while close() waits for this thread
             for probe in probes:
                 loop.call_soon_threadsafe(self._probed, probe, self._probe(conn))
+            for meta in metas:
+                self._keep_meta(conn, meta)
             if stop:
                 return
 
-    def _take(
-        self,
-    ) -> tuple[list[_Write], list[asyncio.Future[str | None]], bool]:
-        """The next batch: every write waiting now, the readiness probes among them, and whether
-        the store is closing."""
+    def _take(self) -> tuple[list[_Write], list[asyncio.Future[str | None]], list[_Meta], bool]:
+        """The next batch: every write waiting now, the readiness probes and meta values among
+        them, and whether the store is closing."""
         items = [self._queue.get()]
         while True:
             try:
@@ -238,7 +256,8 @@ class Store:
         stop = None in items
         writes = [i for i in items if isinstance(i, tuple)]
         probes = [i for i in items if isinstance(i, asyncio.Future)]
-        return writes, probes, stop
+        metas = [i for i in items if isinstance(i, _Meta)]
+        return writes, probes, metas, stop
 
     def _commit(self, conn: sqlite3.Connection, changes: list[Change]) -> str | None:
         try:
@@ -263,6 +282,13 @@ class Store:
             return str(exc) or type(exc).__name__
         self.commits += 1
         return None
+
+    @staticmethod
+    def _keep_meta(conn: sqlite3.Connection, meta: _Meta) -> None:
+        try:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (meta.key, meta.value))
+        except sqlite3.Error as exc:  # kept in memory; written again when set again
+            log.error("sqlite meta write failed key=%s error=%s", meta.key, exc)
 
     @staticmethod
     def _probe(conn: sqlite3.Connection) -> str | None:

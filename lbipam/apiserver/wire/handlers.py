@@ -9,7 +9,6 @@ Called by `http.py`.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import random
 from collections.abc import Callable
@@ -234,7 +233,7 @@ class ResourceHandlers:
         data = await read_body(request)
         strategy = self.objects.strategy(rtype)
         current = self.objects.store.latest(rtype.storage_key, namespace, name)
-        original = copy.deepcopy(strategy.encode(rtype, current)) if current is not None else None
+        original = jsonsafe.copy(strategy.encode(rtype, current)) if current is not None else None
         if ctype == APPLY:
             if not opts.field_manager:
                 raise patches.missing_field_manager()

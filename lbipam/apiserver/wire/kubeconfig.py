@@ -51,8 +51,6 @@ def write(path: Path, url: str, ca_pem: bytes | None, token: str | None) -> Path
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

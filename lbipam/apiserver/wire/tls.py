@@ -1,86 +1,75 @@
-"""TLS for the embedded server: a throw-away CA and a server certificate, made at start-up.
+"""TLS for the embedded server: a CA and a server certificate, made once and kept with the data.
 
-Uses the `cryptography` package: an EC P-256 CA and a server certificate for the listening host
-plus 127.0.0.1, ::1 and localhost, valid for a year. The CA certificate goes into the kubeconfig;
-the keys live only in a private temporary directory for the life of the server. Called by
-`server.py`.
+    make(host) -> Material                    # a fresh EC P-256 CA and server certificate
+    Material.from_json(text) / .to_json()     # kept in the database (see server.py)
+    Material.fits(host, now)                  # made for this host, and valid for 30 days more
+    server_context(directory, material) -> ssl.SSLContext
+
+The server certificate names the listening host plus 127.0.0.1, ::1 and localhost, and is valid
+for a year. The server keeps the material in its database (mode 0600, beside the Secrets it
+already holds), as a cluster keeps its PKI: a restart serves the same CA, so kubeconfigs stay
+valid, and starts without making keys. The key is written to a private temporary directory only
+for `load_cert_chain`. `certs.py` makes the material (with `cryptography`, imported only then).
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
+import json
 import ssl
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+RENEW_BEFORE = datetime.timedelta(days=30)
 
 
-def _names(host: str) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    try:
-        address = ipaddress.ip_address(host)
-        if str(address) not in ("127.0.0.1", "::1"):
-            names.append(x509.IPAddress(address))
-    except ValueError:
-        if host != "localhost":
-            names.append(x509.DNSName(host))
-    return names
+@dataclass(frozen=True)
+class Material:
+    host: str
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+    not_after: str  # ISO 8601, UTC
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Material | None:
+        """The kept material, or None if there is none (or it is not readable)."""
+        if not text:
+            return None
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None
+
+    def fits(self, host: str, now: datetime.datetime | None = None) -> bool:
+        current = now or datetime.datetime.now(datetime.UTC)
+        try:
+            expiry = datetime.datetime.fromisoformat(self.not_after)
+        except ValueError:
+            return False
+        return self.host == host and expiry - RENEW_BEFORE > current
 
 
-def _certificate(
-    subject: str,
-    issuer: x509.Name | None,
-    key: ec.EllipticCurvePrivateKey,
-    signer: ec.EllipticCurvePrivateKey,
-    ca: bool,
-    host: str,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer or name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-    else:
-        builder = builder.add_extension(x509.SubjectAlternativeName(_names(host)), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    return builder.sign(signer, hashes.SHA256())
+def make(host: str) -> Material:
+    """A fresh CA and a server certificate for `host` signed by it."""
+    # Imported here: `cryptography` takes longer to import than the rest of a restart that
+    # reuses the kept material needs.
+    from lbipam.apiserver.wire import certs  # noqa: PLC0415
+
+    ca_pem, cert_pem, key_pem, not_after = certs.make(host)
+    return Material(host=host, ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem, not_after=not_after)
 
 
-def server_context(directory: Path, host: str) -> tuple[ssl.SSLContext, bytes]:
-    """An SSL context serving a fresh certificate, and the PEM of the CA that signed it."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _certificate("lbipam-embedded-ca", None, ca_key, ca_key, True, host)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certificate("lbipam-apiserver", ca_cert.subject, key, ca_key, False, host)
+def server_context(directory: Path, material: Material) -> ssl.SSLContext:
+    """An SSL context serving `material`'s certificate (no client certificates asked for, so no
+    CA store is read: create_default_context would spend tens of milliseconds of every start)."""
     cert_path, key_path = directory / "server.crt", directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_text(material.cert_pem)
     key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    key_path.write_text(material.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    return context, ca_cert.public_bytes(serialization.Encoding.PEM)
+    return context
