@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from kubernetes_asyncio import client
 
 from lbipam.apiserver.server import EmbeddedAPIServer, InsecureNotLoopback
 from tests.helpers import api_client
@@ -152,3 +153,27 @@ async def test_fault_injection_is_served_only_when_enabled(tmp_path: Path) -> No
                 assert response.status == expected, await response.text()
         finally:
             await server.stop()
+
+
+async def test_a_restart_keeps_the_token_and_the_ca(tmp_path: Path) -> None:
+    db = str(tmp_path / "api.db")
+    first = EmbeddedAPIServer(db=db, port=0)
+    await first.start()
+    written = first.write_kubeconfig(tmp_path / "kubeconfig")
+    token, ca = first.token, first.ca_pem
+    await first.stop()
+    again = EmbeddedAPIServer(db=db, port=first.port)
+    await again.start()
+    try:
+        assert (again.token, again.ca_pem) == (token, ca)
+        async with api_client(written) as api:  # the kubeconfig written before the restart
+            assert (await client.CoreV1Api(api).read_namespace("default")).metadata.name == "default"
+    finally:
+        await again.stop()
+    elsewhere = EmbeddedAPIServer(db=db, host="localhost", port=0)
+    await elsewhere.start()
+    try:
+        assert elsewhere.token == token, "the token is the cluster's, whatever the address"
+        assert elsewhere.ca_pem != ca, "a certificate is made for the new host"
+    finally:
+        await elsewhere.stop()
