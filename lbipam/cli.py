@@ -13,6 +13,7 @@ from lbipam.observe.flags import add_observe_flags
 from lbipam.tools import check as check_tool
 from lbipam.tools import plan_cli
 from lbipam.tools import status as status_tool
+from lbipam.usererror import run_command
 
 Command = Callable[[argparse.Namespace], int]
 # Kept here (not imported) so that `lbipam --help` imports nothing heavy.
@@ -175,9 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags and run the subcommand. Every subcommand runs through `run_command`: a
+    user's mistake (`lbipam.usererror.UserError`: a bad kubeconfig, a missing program, a port in
+    use) is one line on stderr and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     run: Command = args.run
-    return run(args)
+    return run_command(args.command, run, args)
 
 
 if __name__ == "__main__":

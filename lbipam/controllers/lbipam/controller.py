@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lbipam.controllers.lbipam.convert import pool_view, service_view
@@ -119,7 +119,10 @@ class LBController(PlanningLoop):
         writer.service(planner.plan(self._view(obj), now))
 
     def pool_status(self, planner: LBPlanner, name: str) -> PoolStatusPlan:
-        return pool_status(planner.pools[name])
+        state = planner.pools[name]
+        # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column.
+        served = ", ".join(str(block) for block in state.accepted.blocks) if state.accepted else ""
+        return replace(pool_status(state), extra={"blocks": served})
 
     def _view(self, obj: Obj) -> ServiceView:
         """The Service's view, rebuilt only when it or its namespace changed."""
