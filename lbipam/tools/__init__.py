@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from lbipam.usererror import one_line
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
@@ -51,6 +53,6 @@ def add_output(cmd: argparse.ArgumentParser, *choices: str) -> None:
 
 
 def fail(command: str, message: str) -> int:
-    """Say what went wrong on stderr; the exit code of an error."""
-    sys.stderr.write(f"lbipam {command}: {message}\n")
+    """Say what went wrong on stderr, in one line; the exit code of an error."""
+    sys.stderr.write(f"lbipam {command}: {one_line(message)}\n")
     return EXIT_ERROR
