@@ -41,9 +41,8 @@ def kustomize(root: Path) -> subprocess.CompletedProcess[str]:
     """`kubectl kustomize ROOT`, with a HOME of its own."""
     with tempfile.TemporaryDirectory() as home:  # the gcloud dispatcher keeps its state in HOME
         env = {"HOME": home, "CLOUDSDK_CONFIG": f"{home}/gcloud", "PATH": os.environ.get("PATH", "/usr/bin")}
-        return subprocess.run(
-            [kubectl(), "kustomize", str(root)], capture_output=True, text=True, timeout=120, check=False, env=env
-        )
+        argv = [kubectl(), "kustomize", str(root)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
 @functools.cache

@@ -156,7 +156,8 @@ def _literal(text: str) -> Any:
 
 
 def parse_jsonpath(path: str) -> list[tuple[str, Any]]:
-    """Tokens of a simple JSONPath: ("field", name) | ("index", n) | ("all", None)."""
+    """Tokens of a simple JSONPath: ("field", name) | ("index", n) | ("all", None) |
+    ("filter", (tokens of the item's field, "==" or "!=", the literal))."""
     text = path.strip()
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
@@ -165,8 +166,8 @@ def parse_jsonpath(path: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         f = _FILTER.match(text, pos)
         if f is not None:
-            path = [("field", name) for name in f.group(1).split(".")[1:]]
-            tokens.append(("filter", (path, f.group(2), _literal(f.group(3)))))
+            item_path = [("field", name) for name in f.group(1).split(".")[1:]]
+            tokens.append(("filter", (item_path, f.group(2), _literal(f.group(3)))))
             pos = f.end()
             continue
         m = _TOKEN.match(text, pos)
