@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lbipam.demo.preflight import check  # noqa: PLC0415
+
+    check(args)  # before the heavy imports: a mistake is told at once
     from lbipam.demo.main import run  # noqa: PLC0415
 
     return run(args)

@@ -1,8 +1,9 @@
 """Loads objects into the demo's API server: the CRDs (generated from the models, the same as
 `crds/`), the example objects, and the demo's own BGPPeers. Called by `lbipam.demo.main`.
 
-The examples ship inside the package (`lbipam/examples/`, package data), so `lbipam demo` finds
-them after `pip install` of a checkout or a wheel, from any directory. An example is created
+The examples ship inside the package (`lbipam/examples/`, package data: see
+`lbipam.demo.preflight`), so `lbipam demo` finds them after `pip install` of a checkout or a
+wheel, from any directory. An example is created
 when missing and otherwise left as it is: a `--db` of an earlier demo resumes with what that demo
 (and whoever used its kubeconfig) made of them; a Node's PodCIDRs, say, cannot be taken back.
 Status given in a document (a Node's addresses) is written through `/status`, as a kubelet would,
@@ -25,7 +26,6 @@ from lbipam.k8s.resources import ALL, BGPPEERS, CRDS, Resource, object_key
 from lbipam.usererror import UserError
 
 Obj = dict[str, Any]
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: The label of the BGPPeers the demo makes for itself (and replaces on every start).
 DEMO_PEER_LABEL = "lbipam.io/demo-peer"
 
@@ -35,14 +35,6 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
         if res.api_version == obj.get("apiVersion") and res.kind == obj.get("kind"):
             return res
     raise UserError(f"{obj.get('kind')} {obj.get('apiVersion')}: not a kind the demo knows")
-
-
-def example_files(directory: Path) -> list[Path]:
-    """The YAML files of `directory`; a UserError when there are none."""
-    files = sorted(directory.glob("*.yaml"))
-    if not files:
-        raise UserError(f"no example objects (*.yaml) in {directory}: give --examples DIR")
-    return files
 
 
 def documents(paths: Iterable[Path]) -> list[Obj]:

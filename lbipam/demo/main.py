@@ -33,16 +33,15 @@ from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.controllers.podcidr.controller import PodCIDROptions
-from lbipam.demo.bird import ASN, Bird, find_program, free_port
+from lbipam.demo.bird import ASN, Bird, free_port
 from lbipam.demo.load import (
-    EXAMPLES,
     create_if_missing,
     documents,
     established,
-    example_files,
     load_crds,
     replace_demo_peers,
 )
+from lbipam.demo.preflight import EXAMPLES, example_files, parse_peer
 from lbipam.demo.table import Session, ips, pools, routes_table, service_key, services_table, withdrawn
 from lbipam.k8s.client import Kube, connect
 from lbipam.k8s.informer import Informer
@@ -224,7 +223,7 @@ class Demo:
         if self.bird is not None:
             await self.bird.stop()
         await self.server.stop()
-        logging.shutdown()  # demo.log is complete before it is kept or removed
+        _close_log_file()  # demo.log is complete before it is kept or removed
         if self.args.keep:
             kept = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in self.workdir.iterdir()))
             self.say(f"kept {self.workdir}: {kept}")
@@ -270,20 +269,6 @@ def _first(error: BaseException) -> BaseException:
     return error
 
 
-def parse_peer(text: str) -> tuple[str, int]:
-    """ADDRESS[:PORT]; an IPv6 address with a port is written [ADDRESS]:PORT."""
-    if text.startswith("["):
-        address, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":") or "179"
-    elif text.count(":") == 1:
-        address, port = text.split(":")
-    else:
-        address, port = text, "179"
-    if not port.isdigit() or not 0 < int(port) < 65536 or not address:
-        raise UserError(f"--peer {text}: give ADDRESS, ADDRESS:PORT or [IPv6-ADDRESS]:PORT")
-    return address, int(port)
-
-
 async def _until(check: Callable[[], Any], deadline: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
@@ -309,6 +294,13 @@ async def serve(args: argparse.Namespace) -> None:
             await demo.close()
 
 
+def _close_log_file() -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def _log_to(path: Path, level: str) -> None:
     """Every component's log (and ExaBGP's output) to `path`; `level` and above to stderr too."""
     to_file = logging.FileHandler(path)
@@ -321,24 +313,8 @@ def _log_to(path: Path, level: str) -> None:
     logging.getLogger("lbipam.exabgp").setLevel(logging.DEBUG)  # ExaBGP's own lines are debug
 
 
-def preflight(args: argparse.Namespace) -> None:
-    """The user's mistakes that can be found before anything starts, as UserErrors."""
-    if args.log_level.upper() not in logging.getLevelNamesMapping():
-        raise UserError(f"--log-level {args.log_level}: give DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    example_files(args.examples or EXAMPLES)
-    if args.with_bird and args.peer:
-        raise UserError("give --with-bird or --peer, not both")
-    if args.with_bird:
-        find_program("bird")
-        find_program("birdc")
-    if args.peer:
-        parse_peer(args.peer)
-    if args.exabgp and shutil.which(args.exabgp) is None:
-        raise UserError(f"--exabgp {args.exabgp}: no such program (or it is not executable)")
-
-
 def run(args: argparse.Namespace) -> int:
-    preflight(args)
+    """After `lbipam.demo.preflight.check(args)` (the flags module runs it first)."""
     try:
         asyncio.run(serve(args))
     except* TimeoutError as group:
