@@ -320,7 +320,7 @@ def test_pods_run_unprivileged(component: str) -> None:
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["runAsNonRoot"] is True
-    assert sc["capabilities"] == {"drop": ["ALL"]}  # and nothing added: see deploy/speaker.yaml
+    assert sc["capabilities"] == {"drop": ["ALL"]}  # and nothing added: see deploy/workloads/speaker.yaml
     assert "privileged" not in sc
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) == {"cpu", "memory"}, (component, kind)
