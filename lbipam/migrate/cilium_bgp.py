@@ -108,8 +108,7 @@ def _peer(
     config_source = Source.of(peer_config) if peer_config else source
     out: Obj = {"peerAddress": peer_address, "peerASN": peer["peerASN"], "localASN": instance["localASN"]}
     transport = as_dict(params.get("transport"))
-    if isinstance(transport.get("peerPort"), int):
-        out["peerPort"] = transport["peerPort"]
+    out.update(session.peer_port(transport.get("peerPort")))
     for unsupported in ("sourceInterface", "localPort"):
         if transport.get(unsupported):
             report.drop(

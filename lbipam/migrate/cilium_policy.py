@@ -51,8 +51,7 @@ def _neighbor(
         "peerASN": neighbor["peerASN"],
         "localASN": router.get("localASN"),
     }
-    if isinstance(neighbor.get("peerPort"), int):
-        out["peerPort"] = neighbor["peerPort"]
+    out.update(session.peer_port(neighbor.get("peerPort")))
     out.update(session.timers(neighbor, source, f"{where}.", report))
     multihop = neighbor.get("eBGPMultihopTTL")
     if isinstance(multihop, int) and multihop > 1:

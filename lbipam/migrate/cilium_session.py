@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lbipam.migrate.metallb_bgp import DEFAULT_HOLD_TIME, DEFAULT_PORT, DEFAULT_RESTART_TIME
 from lbipam.migrate.report import Obj, Options, Report, Source
 from lbipam.migrate.shapes import as_dict, as_list, large_community, standard_community
 
@@ -41,12 +42,17 @@ WELL_KNOWN = {
 CONNECT_RETRY_DEFAULT = 120
 
 
+def peer_port(value: Any) -> Obj:
+    """`peerPort` unless it is the default."""
+    return {"peerPort": value} if isinstance(value, int) and value != DEFAULT_PORT else {}
+
+
 def timers(params: Mapping[str, Any], source: Source, where: str, report: Report) -> Obj:
     """holdTime from Cilium's three timers (`params` holds them, `where` is their field path)."""
     out: Obj = {}
     hold = params.get("holdTimeSeconds")
     keepalive = params.get("keepAliveTimeSeconds")
-    if isinstance(hold, int):
+    if isinstance(hold, int) and hold != DEFAULT_HOLD_TIME:
         out["holdTime"] = hold
     effective = hold if isinstance(hold, int) else 90
     if isinstance(keepalive, int) and keepalive != effective // 3:
@@ -64,7 +70,10 @@ def graceful_restart(value: Any) -> Obj | None:
     if restart.get("enabled") is not True:
         return None
     out: Obj = {"enabled": True}
-    if isinstance(restart.get("restartTimeSeconds"), int):
+    if (
+        isinstance(restart.get("restartTimeSeconds"), int)
+        and restart["restartTimeSeconds"] != DEFAULT_RESTART_TIME
+    ):
         out["restartTime"] = restart["restartTimeSeconds"]
     return out
 

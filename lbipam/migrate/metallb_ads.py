@@ -96,8 +96,8 @@ def _attributes(spec: Mapping[str, Any], aliases: Mapping[str, str], source: Sou
         out["largeCommunities"] = large
     if spec.get("localPref"):
         out["localPreference"] = spec["localPref"]
-    for field in ("aggregationLength", "aggregationLengthV6"):
-        if spec.get(field) is not None:
+    for field, default in (("aggregationLength", 32), ("aggregationLengthV6", 128)):
+        if spec.get(field) is not None and spec[field] != default:
             out[field] = spec[field]
     return out
 

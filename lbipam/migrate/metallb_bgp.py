@@ -28,6 +28,8 @@ from lbipam.migrate.metallb_pools import API_VERSION
 from lbipam.migrate.report import Obj, Options, Report, Source
 from lbipam.migrate.shapes import address, as_dict, as_list, dns_name, go_duration, name_of, spec_of
 
+#: lbipam's defaults, left out of the output (a cluster's API fills in MetalLB's and Cilium's).
+DEFAULT_PORT, DEFAULT_HOLD_TIME, DEFAULT_RESTART_TIME = 179, 90, 120
 #: MetalLB's BFD defaults (FRR's), which are also lbipam's.
 BFD_DEFAULTS = {"receiveInterval": 300, "transmitInterval": 300, "detectMultiplier": 3}
 BFD_FIELDS = {"receiveInterval": "minRxMs", "transmitInterval": "minTxMs", "detectMultiplier": "multiplier"}
@@ -159,13 +161,14 @@ def translate_peer(
     }
     if spec.get("localASN"):
         report.note(source, "spec.localASN", "the session's local AS is localASN, as the router sees it")
-    for field in ("peerPort", "routerID"):
-        if spec.get(field):
-            out[field] = spec[field]
+    if spec.get("peerPort") and spec["peerPort"] != DEFAULT_PORT:
+        out["peerPort"] = spec["peerPort"]
+    if spec.get("routerID"):
+        out["routerID"] = spec["routerID"]
     if spec.get("sourceAddress"):
         out["sourceAddress"] = spec["sourceAddress"]
     hold = _timers(spec, source, report)
-    if hold is not None:
+    if hold is not None and hold != DEFAULT_HOLD_TIME:
         out["holdTime"] = hold
     if spec.get("ebgpMultiHop") is True:
         out["ebgpMultihop"] = 255

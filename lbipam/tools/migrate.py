@@ -28,6 +28,10 @@ Obj = dict[str, Any]
 SOURCES = ("metallb", "cilium")
 
 
+class NothingServed(Exception):
+    """The cluster serves none of the kinds of the source asked for."""
+
+
 def _res(group: str, versions: tuple[str, ...], plural: str, kind: str, namespaced: bool) -> list[Resource]:
     """One kind in each of its versions, newest first."""
     return [Resource(group, v, plural, kind, namespaced=namespaced) for v in versions]
@@ -156,7 +160,7 @@ async def _from_cluster(args: argparse.Namespace) -> list[Obj]:
     finally:
         await kube.close()
     if not served:
-        raise KubeError(f"the API serves none of {args.source}'s kinds (are its CRDs installed?)")
+        raise NothingServed(f"the API serves none of {args.source}'s kinds (are its CRDs installed?)")
     return objects
 
 
@@ -168,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("migrate", "give -f files or --kubeconfig, not both")
     try:
         documents = read_files(args.files) if args.files else asyncio.run(_from_cluster(args))
-    except (InputError, OSError, UnicodeDecodeError, KubeError) as err:
+    except (InputError, OSError, UnicodeDecodeError, KubeError, NothingServed) as err:
         return fail("migrate", str(err))
     if args.files and not recognised(args.source, documents):
         return fail("migrate", f"the input holds no {args.source} object")
