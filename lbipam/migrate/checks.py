@@ -96,6 +96,7 @@ def check_services(services: Sequence[Mapping[str, Any]], source: str, report: R
         if theirs & set(as_dict(as_dict(obj.get("metadata")).get("annotations"))):
             annotated.append(f"{where.namespace}/{where.name}")
     if annotated:
+        annotated.sort()
         shown = ", ".join(annotated[:3]) + (f" and {len(annotated) - 3} more" if len(annotated) > 3 else "")
         verb = "carries" if len(annotated) == 1 else "carry"
         report.note(
