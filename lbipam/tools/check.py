@@ -34,7 +34,16 @@ from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, LB_CLASS, PoolView, S
 from lbipam.core.pcviews import PCPoolView
 from lbipam.k8s.errors import KubeError, NotFound
 from lbipam.k8s.resources import CILIUMNODES, LBPOOLS, NODES, PODCIDRPOOLS, SERVICES, Resource
-from lbipam.tools import EXIT_CLEAN, EXIT_FINDINGS, add_kubeconfig, add_output, fail, split_list, table
+from lbipam.tools import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    add_kubeconfig,
+    add_output,
+    crosscheck,
+    fail,
+    split_list,
+    table,
+)
 
 if TYPE_CHECKING:
     from lbipam.k8s.client import Kube
@@ -82,10 +91,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help=f"as lbipam controller: only Services with loadBalancerClass {LB_CLASS} are lbipam's",
     )
+    crosscheck.add_flags(cmd)
     cmd.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.contexts:  # several clusters, and the overlaps between them
+        return crosscheck.run(args)
     try:
         cluster = cluster_ranges(args.service_cidr, args.pod_cidr)
     except AddressError as err:
