@@ -20,7 +20,7 @@ from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.core.addresses import cidr_block
 from lbipam.core.audit import Ref
 from lbipam.core.crosscheck import ClusterRange, covering_cidrs, overlaps
-from lbipam.k8s.resources import PODCIDRPOOLS, SERVICES
+from lbipam.k8s.resources import PODCIDRPOOLS
 from lbipam.tools.crosscheck import Target, targets
 from tests.conftest import CRD_PATH, crd_documents
 from tests.helpers import eventually
@@ -265,5 +265,6 @@ async def test_service_cidrs_read_when_served_and_a_missing_context_exits_2(
 
     missing = await check("--context", f"{east}=nowhere", "--context", f"{west}=")
     assert missing.returncode == 2
-    assert missing.stderr.startswith("lbipam check: ") and "nowhere" in missing.stderr
+    assert missing.stderr.startswith("lbipam check: ")
+    assert "nowhere" in missing.stderr
     assert missing.stdout == ""
