@@ -10,9 +10,9 @@ from pathlib import Path
 from bgp.main import add_speaker_parser
 from lbipam.demo.flags import add_parser as add_demo_parser
 from lbipam.observe.flags import add_observe_flags
+from lbipam.tools import add_compat, plan_cli
 from lbipam.tools import check as check_tool
 from lbipam.tools import migrate as migrate_tool
-from lbipam.tools import plan_cli
 from lbipam.tools import status as status_tool
 
 Command = Callable[[argparse.Namespace], int]
@@ -94,28 +94,6 @@ def _add_kubeconfig(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def _compat_sources(text: str) -> frozenset[str]:
-    from lbipam.core.compat import parse_sources
-
-    try:
-        return parse_sources(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _add_compat(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument(
-        "--compat",
-        type=_compat_sources,
-        default=frozenset(),
-        metavar="metallb,cilium",
-        help="also read MetalLB's (metallb.io/ and metallb.universe.tf/ loadBalancerIPs, "
-        "address-pool, allow-shared-ip) and Cilium's (lbipam.cilium.io/ips, sharing-key, "
-        "sharing-cross-namespace) Service annotations as their lbipam.io/ equivalents, so a "
-        "cluster moving over keeps every IP; lbipam's own annotations win (default: neither)",
-    )
-
-
 def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = sub.add_parser(
         "controller",
@@ -169,7 +147,7 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="ciliumnode-pool: free IPs allowed above the pre-allocation before the pool is trimmed, "
         "unless spec.ipam.max-above-watermark says otherwise (default 8)",
     )
-    _add_compat(cmd)
+    add_compat(cmd)
     cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_observe_flags(cmd)
     cmd.set_defaults(run=_cmd_controller)

@@ -130,3 +130,30 @@ def test_parse_sources(text: str, expected: frozenset[str]) -> None:
 def test_parse_sources_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="expected a comma list of metallb, cilium"):
         parse_sources(text)
+
+
+def test_lbipam_check_reads_them_with_compat_too() -> None:
+    from lbipam.core.audit import audit
+    from lbipam.tools.check import gather_facts
+
+    def svc(namespace: str, protocol: str) -> dict[str, object]:
+        return {
+            "metadata": {
+                "name": "dns",
+                "namespace": namespace,
+                "annotations": {"metallb.io/allow-shared-ip": "dns"},
+            },
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 53, "protocol": protocol}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.53"}]}},
+        }
+
+    pool = {
+        "apiVersion": "lbipam.io/v1alpha1",
+        "kind": "LoadBalancerIPPool",
+        "metadata": {"name": "p"},
+        "spec": {"blocks": [{"cidr": "192.0.2.0/24"}]},
+    }
+    objects = {"Service": [svc("a", "TCP"), svc("b", "UDP")], "LoadBalancerIPPool": [pool]}
+    plain = audit(*gather_facts(objects, "none"))
+    assert [f.code for f in plain] == ["DuplicateIP"]  # MetalLB's sharing is invisible to lbipam
+    assert audit(*gather_facts(objects, "none", compat=METALLB)) == []

@@ -152,7 +152,10 @@ def cluster_ranges(read: ClusterRead, facts: tuple[Any, Any, Any, Any]) -> list[
 
 
 def check_all(
-    reads: Sequence[ClusterRead], podcidr_target: str, default_class: bool
+    reads: Sequence[ClusterRead],
+    podcidr_target: str,
+    default_class: bool,
+    compat: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, list[Finding]], list[Overlap]]:
     """Each cluster's own findings, and the overlaps between clusters."""
     from lbipam.tools.check import gather_facts  # noqa: PLC0415  # pydantic models: not for --help
@@ -160,7 +163,7 @@ def check_all(
     findings: dict[str, list[Finding]] = {}
     ranges: list[ClusterRange] = []
     for read in reads:
-        facts = gather_facts(read.objects, podcidr_target, default_class=default_class)
+        facts = gather_facts(read.objects, podcidr_target, default_class=default_class, compat=compat)
         service_ranges = [
             NamedRange(Ref(FLAG, f"{read.service_source} service range"), b, f"service-{i}")
             for i, b in enumerate(read.service_cidrs)
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         reads = asyncio.run(_read_all(found, args.podcidr_target))
     except (ValueError, KubeError) as err:
         return fail("check", str(err))
-    findings, between = check_all(reads, args.podcidr_target, default_class=not args.no_default_class)
+    findings, between = check_all(reads, args.podcidr_target, not args.no_default_class, args.compat)
     render = render_json if args.output == "json" else render_table
     sys.stdout.write(render(reads, findings, between))
     return EXIT_FINDINGS if between or any(findings.values()) else EXIT_CLEAN
