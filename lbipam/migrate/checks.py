@@ -60,6 +60,34 @@ def check_overlaps(report: Report) -> None:
                 )
 
 
+def _check_ingress(where: Source, ingress: list[str], pools: netaddr.IPSet, report: Report) -> None:
+    for index, ip in enumerate(ingress):
+        try:
+            inside = netaddr.IPAddress(ip) in pools
+        except (netaddr.AddrFormatError, ValueError):
+            inside = False
+        if not inside:
+            report.drop(
+                where,
+                f"status.loadBalancer.ingress[{index}].ip",
+                f"{ip} lies in no translated pool: lbipam keeps it but reports NoPool",
+            )
+
+
+def _compat_note(annotated: list[str], source: str, report: Report) -> None:
+    """One note for all the Services that carry the source's annotations."""
+    if not annotated:
+        return
+    annotated.sort()
+    shown = ", ".join(annotated[:3]) + (f" and {len(annotated) - 3} more" if len(annotated) > 3 else "")
+    verb = "carries" if len(annotated) == 1 else "carry"
+    report.note(
+        Source("Services", "", ""),
+        "metadata.annotations",
+        f"{shown} {verb} {DISPLAY[source]}'s annotations: run lbipam controller --compat {source}",
+    )
+
+
 def check_services(services: Sequence[Mapping[str, Any]], source: str, report: Report) -> None:
     """`source`: "metallb" or "cilium", whose annotations the Services may carry."""
     pools = _pool_set(report)
@@ -82,25 +110,7 @@ def check_services(services: Sequence[Mapping[str, Any]], source: str, report: R
                 f"it (or with {LB_CLASS}) and with lbipam.io/ips: {ips} to keep its IP",
             )
             continue
-        for index, ip in enumerate(ingress):
-            try:
-                inside = netaddr.IPAddress(ip) in pools
-            except (netaddr.AddrFormatError, ValueError):
-                inside = False
-            if not inside:
-                report.drop(
-                    where,
-                    f"status.loadBalancer.ingress[{index}].ip",
-                    f"{ip} lies in no translated pool: lbipam keeps it but reports NoPool",
-                )
+        _check_ingress(where, ingress, pools, report)
         if theirs & set(as_dict(as_dict(obj.get("metadata")).get("annotations"))):
             annotated.append(f"{where.namespace}/{where.name}")
-    if annotated:
-        annotated.sort()
-        shown = ", ".join(annotated[:3]) + (f" and {len(annotated) - 3} more" if len(annotated) > 3 else "")
-        verb = "carries" if len(annotated) == 1 else "carry"
-        report.note(
-            Source("Services", "", ""),
-            "metadata.annotations",
-            f"{shown} {verb} {DISPLAY[source]}'s annotations: run lbipam controller --compat {source}",
-        )
+    _compat_note(annotated, source, report)

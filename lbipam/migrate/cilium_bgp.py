@@ -80,6 +80,13 @@ class _Context:
     options: Options
 
 
+def _transport(transport: Mapping[str, Any], source: Source, report: Report) -> Obj:
+    for unsupported in ("sourceInterface", "localPort"):
+        if transport.get(unsupported):
+            report.drop(source, f"spec.transport.{unsupported}", "the speaker dials from the node's address")
+    return session.peer_port(transport.get("peerPort"))
+
+
 def _peer(
     config: Mapping[str, Any], index: tuple[int, int], ctx: _Context, report: Report
 ) -> tuple[str, Mapping[str, Any]] | None:
@@ -107,26 +114,9 @@ def _peer(
     params = spec_of(peer_config or {})
     config_source = Source.of(peer_config) if peer_config else source
     out: Obj = {"peerAddress": peer_address, "peerASN": peer["peerASN"], "localASN": instance["localASN"]}
-    transport = as_dict(params.get("transport"))
-    out.update(session.peer_port(transport.get("peerPort")))
-    for unsupported in ("sourceInterface", "localPort"):
-        if transport.get(unsupported):
-            report.drop(
-                config_source, f"spec.transport.{unsupported}", "the speaker dials from the node's address"
-            )
-    out.update(session.timers(as_dict(params.get("timers")), config_source, "spec.timers.", report))
-    multihop = params.get("ebgpMultihop")
-    if isinstance(multihop, int) and multihop > 1:
-        out["ebgpMultihop"] = multihop
-    restart = session.graceful_restart(params.get("gracefulRestart"))
-    if restart:
-        out["gracefulRestart"] = restart
-    secret = session.password(
-        params.get("authSecretRef"), ctx.options, config_source, "spec.authSecretRef", report
-    )
-    if secret:
-        out["passwordSecretRef"] = secret
-    out["families"] = session.families(params.get("families"), config_source, "spec.families", report)
+    out.update(_transport(as_dict(params.get("transport")), config_source, report))
+    placed = session.Where(config_source, "spec", "spec.timers.", "ebgpMultihop")
+    out.update(session.session_spec(params, as_dict(params.get("timers")), placed, ctx.options, report))
     selector = spec_of(config).get("nodeSelector")
     if selector:
         out["nodeSelector"] = dict(as_dict(selector))

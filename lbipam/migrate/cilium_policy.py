@@ -52,19 +52,8 @@ def _neighbor(
         "localASN": router.get("localASN"),
     }
     out.update(session.peer_port(neighbor.get("peerPort")))
-    out.update(session.timers(neighbor, source, f"{where}.", report))
-    multihop = neighbor.get("eBGPMultihopTTL")
-    if isinstance(multihop, int) and multihop > 1:
-        out["ebgpMultihop"] = multihop
-    restart = session.graceful_restart(neighbor.get("gracefulRestart"))
-    if restart:
-        out["gracefulRestart"] = restart
-    secret = session.password(
-        neighbor.get("authSecretRef"), options, source, f"{where}.authSecretRef", report
-    )
-    if secret:
-        out["passwordSecretRef"] = secret
-    out["families"] = session.families(neighbor.get("families"), source, f"{where}.families", report)
+    placed = session.Where(source, where, f"{where}.", "eBGPMultihopTTL")
+    out.update(session.session_spec(neighbor, neighbor, placed, options, report))
     selector = spec_of(policy).get("nodeSelector")
     if selector:
         out["nodeSelector"] = dict(as_dict(selector))

@@ -16,6 +16,7 @@ Used by `lbipam.migrate.cilium_bgp` and `lbipam.migrate.cilium_policy`. Pure.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lbipam.migrate.metallb_bgp import DEFAULT_HOLD_TIME, DEFAULT_PORT, DEFAULT_RESTART_TIME
@@ -131,4 +132,35 @@ def attributes(value: Any, source: Source, where: str, report: Report) -> Obj:
         out["largeCommunities"] = sorted(large)
     if isinstance(attrs.get("localPreference"), int):
         out["localPreference"] = attrs["localPreference"]
+    return out
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a session's settings are: the object (for findings), the path of its fields, the
+    path of its timers, and the name of its multihop field."""
+
+    source: Source
+    path: str  # "spec" (a CiliumBGPPeerConfig) or a neighbor's path
+    timers: str  # the prefix of the timer fields
+    multihop: str  # ebgpMultihop | eBGPMultihopTTL
+
+
+def session_spec(
+    params: Mapping[str, Any], timer_params: Mapping[str, Any], where: Where, options: Options, report: Report
+) -> Obj:
+    """holdTime, ebgpMultihop, gracefulRestart, passwordSecretRef and families of a session."""
+    out = timers(timer_params, where.source, where.timers, report)
+    multihop = params.get(where.multihop)
+    if isinstance(multihop, int) and multihop > 1:
+        out["ebgpMultihop"] = multihop
+    restart = graceful_restart(params.get("gracefulRestart"))
+    if restart:
+        out["gracefulRestart"] = restart
+    secret = password(
+        params.get("authSecretRef"), options, where.source, f"{where.path}.authSecretRef", report
+    )
+    if secret:
+        out["passwordSecretRef"] = secret
+    out["families"] = families(params.get("families"), where.source, f"{where.path}.families", report)
     return out

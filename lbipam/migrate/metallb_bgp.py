@@ -140,6 +140,44 @@ def _unusable(spec: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _session(spec: Mapping[str, Any], source: Source, report: Report) -> Obj:
+    """The session settings: port, router ID, source address, timers, multihop, restart."""
+    out: Obj = {}
+    if spec.get("peerPort") and spec["peerPort"] != DEFAULT_PORT:
+        out["peerPort"] = spec["peerPort"]
+    if spec.get("routerID"):
+        out["routerID"] = spec["routerID"]
+    if spec.get("sourceAddress"):
+        out["sourceAddress"] = spec["sourceAddress"]
+    hold = _timers(spec, source, report)
+    if hold is not None and hold != DEFAULT_HOLD_TIME:
+        out["holdTime"] = hold
+    if spec.get("ebgpMultiHop") is True:
+        out["ebgpMultihop"] = 255
+    if spec.get("enableGracefulRestart") is True:
+        out["gracefulRestart"] = {"enabled": True}
+    if spec.get("connectTime"):
+        report.drop(source, "spec.connectTime", "the speaker retries with its own backoff")
+    return out
+
+
+def _bfd_of(
+    spec: Mapping[str, Any], profiles: Mapping[str, Mapping[str, Any]], source: Source, report: Report
+) -> Obj | None:
+    """`spec.bfd` from the peer's BFDProfile, None without one (or when it cannot carry)."""
+    name = spec.get("bfdProfile")
+    if not name:
+        return None
+    profile = profiles.get(str(name))
+    if profile is None:
+        report.drop(source, "spec.bfdProfile", f"BFDProfile {name} is not in the input")
+        return None
+    if not validate.BFD:
+        report.drop(source, "spec.bfdProfile", "this lbipam's BGPPeer has no spec.bfd: BFD is not carried")
+        return None
+    return bfd(profile, Source.of(profile), report)
+
+
 def translate_peer(
     obj: Mapping[str, Any], profiles: Mapping[str, Mapping[str, Any]], options: Options, report: Report
 ) -> None:
@@ -161,42 +199,16 @@ def translate_peer(
     }
     if spec.get("localASN"):
         report.note(source, "spec.localASN", "the session's local AS is localASN, as the router sees it")
-    if spec.get("peerPort") and spec["peerPort"] != DEFAULT_PORT:
-        out["peerPort"] = spec["peerPort"]
-    if spec.get("routerID"):
-        out["routerID"] = spec["routerID"]
-    if spec.get("sourceAddress"):
-        out["sourceAddress"] = spec["sourceAddress"]
-    hold = _timers(spec, source, report)
-    if hold is not None and hold != DEFAULT_HOLD_TIME:
-        out["holdTime"] = hold
-    if spec.get("ebgpMultiHop") is True:
-        out["ebgpMultihop"] = 255
-    if spec.get("enableGracefulRestart") is True:
-        out["gracefulRestart"] = {"enabled": True}
-    if spec.get("connectTime"):
-        report.drop(source, "spec.connectTime", "the speaker retries with its own backoff")
+    out.update(_session(spec, source, report))
     out["families"] = _families(peer_address, spec, source, report)
-    ref = _password(obj, source, options, report)
-    if ref is not None:
-        out["passwordSecretRef"] = ref
-    profile_name = spec.get("bfdProfile")
-    if profile_name:
-        profile = profiles.get(str(profile_name))
-        if profile is None:
-            report.drop(source, "spec.bfdProfile", f"BFDProfile {profile_name} is not in the input")
-        elif not validate.BFD:
-            report.drop(
-                source, "spec.bfdProfile", "this lbipam's BGPPeer has no spec.bfd: BFD is not carried"
-            )
-        else:
-            out["bfd"] = bfd(profile, Source.of(profile), report)
-    selector = _node_selector(spec, source, report)
-    if selector is not None:
-        out["nodeSelector"] = selector
-    report.emit(
-        {"apiVersion": API_VERSION, "kind": "BGPPeer", "metadata": {"name": source.name}, "spec": out}, source
-    )
+    extras = {
+        "passwordSecretRef": _password(obj, source, options, report),
+        "bfd": _bfd_of(spec, profiles, source, report),
+        "nodeSelector": _node_selector(spec, source, report),
+    }
+    out.update({k: v for k, v in extras.items() if v is not None})
+    peer = {"apiVersion": API_VERSION, "kind": "BGPPeer", "metadata": {"name": source.name}, "spec": out}
+    report.emit(peer, source)
 
 
 def community_aliases(communities: list[Mapping[str, Any]], report: Report) -> dict[str, str]:
