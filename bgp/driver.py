@@ -150,8 +150,10 @@ class Driver:
             if await self.exabgp.wait_ready(self.flush_timeout):
                 with contextlib.suppress(*Unsendable):
                     await self._withdraw_everything()
-            else:
+            elif any(peer.up or peer.sent or peer.unsure for peer in self._peers.values()):
                 _log.warning("ExaBGP not answering: routes left to the routers' timers")
+            else:  # no session ever carried a route: no router holds one of ours
+                _log.debug("ExaBGP not answering; it announced nothing")
             await self.exabgp.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
