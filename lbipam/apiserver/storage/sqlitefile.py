@@ -35,24 +35,27 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating it 0600 if new) the database at `path`, or ":memory:"."""
-    if path != ":memory:":
-        _create_private(path)
+    created = path != ":memory:" and _create_private(path)
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     if path != ":memory:":
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(_SCHEMA)
+    if path != ":memory:" and not created and os.stat(path).st_mode & 0o077:  # an older version's
+        log.warning("the database %s is readable by others than its owner (chmod 600 it)", path)
     return conn
 
 
-def _create_private(path: str) -> None:
+def _create_private(path: str) -> bool:
+    """Create the file 0600 if there is none; whether it was created."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        if os.stat(path).st_mode & 0o077:
-            log.warning("the database %s is readable by others than its owner (chmod 600 it)", path)
-        return
+        return False
+    except OSError:  # no such directory, no permission: sqlite says so as it says it for the rest
+        return False
     os.close(fd)
+    return True
 
 
 def load_objects(conn: sqlite3.Connection) -> list[tuple[str, str, str, dict[str, Any]]]:
