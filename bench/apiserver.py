@@ -2,8 +2,9 @@
 
     python bench/apiserver.py [--objects 10000] [--quick]
 
-With a plain aiohttp client and 8 requests in flight, against `python -m lbipam apiserver` on a
-SQLite file (every write committed with synchronous=FULL before it is acknowledged):
+With an aiohttp client and 8 requests in flight, against `python -m lbipam apiserver` run the
+default way (HTTPS, a bearer token: both read from the kubeconfig it writes, connections kept
+alive) on a SQLite file (every write committed with synchronous=FULL before it is acknowledged):
 - creates/s of ConfigMap objects and of Services (cluster IP allocation, validation);
 - merge patches/s on those objects, and /status merge patches/s on the Services;
 - watch fan-out: one write at a time, 4 watchers; write acknowledged -> event received, p50/p99
