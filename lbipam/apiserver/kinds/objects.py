@@ -267,22 +267,8 @@ class Objects:
             **rest,
         }
         shapes.check(obj, self.strategy(rtype).shape_of(rtype), rtype.kind, rtype.version)
-        self.prune_unknown(rtype, obj, opts)
+        typed.prune_unknown(rtype, obj, opts)
         return obj
-
-    @staticmethod
-    def prune_unknown(rtype: ResourceType, obj: Obj, opts: WriteOptions) -> None:
-        """Drop the fields a built-in kind does not have, as its Go decoder does: named in
-        warnings (fieldValidation=Warn, the default), a 400 under Strict, silent under Ignore."""
-        unknown = [f'unknown field "{path}"' for path in typed.check(rtype, obj)]
-        if unknown and opts.field_validation == "Strict":
-            raise StatusError(
-                400,
-                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
-                f"strict decoding error: {', '.join(unknown)}",
-            )
-        if opts.field_validation == "Warn":
-            opts.warnings += unknown
 
     @staticmethod
     def _place(rtype: ResourceType, meta: dict[str, Any], namespace: str) -> None:

@@ -6,10 +6,12 @@ of the wrong JSON type or an integer outside its field's range (int32, int64) is
 naming the field. `check` does both against the vendored definitions (`definitions.py`):
 
     check(rtype, obj) -> [unknown field paths]      # pruned from obj in place; StatusError 400
+    prune_unknown(rtype, obj, opts)                 # check, then warn or refuse as opts say
 
 Paths are written as Kubernetes writes them in warnings: `spec.ports[0].foo`. Fields without a
 declared structure (RawExtension, FieldsV1, apiextensions JSON) hold anything. Custom kinds are
-checked by their CRD schema instead (`schema.py`). Pure; called by `objects.py`.
+checked by their CRD schema instead (`schema.py`). Pure; called by `objects.py` and, for
+apply configurations, `wire/handlers.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from lbipam.apiserver.errors import StatusError
 from lbipam.apiserver.kinds import definitions
+from lbipam.apiserver.kinds.strategy import WriteOptions
 from lbipam.apiserver.storage.registry import ResourceType
 
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -60,6 +63,21 @@ def check(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
             400, f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: {problem}'
         )
     return unknown
+
+
+def prune_unknown(rtype: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
+    """`check`, and what the real server does with the unknown fields it found: named in
+    warnings (fieldValidation=Warn, the default), a 400 under Strict, dropped silently under
+    Ignore."""
+    unknown = [f'unknown field "{path}"' for path in check(rtype, obj)]
+    if unknown and opts.field_validation == "Strict":
+        raise StatusError(
+            400,
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+            f"strict decoding error: {', '.join(unknown)}",
+        )
+    if opts.field_validation == "Warn":
+        opts.warnings += unknown
 
 
 @functools.cache

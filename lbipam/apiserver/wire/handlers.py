@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from lbipam.apiserver.errors import StatusError, not_found
+from lbipam.apiserver.kinds import typed
 from lbipam.apiserver.kinds.objects import Objects
 from lbipam.apiserver.kinds.strategy import WriteOptions
 from lbipam.apiserver.patch import patches
@@ -240,7 +241,7 @@ class ResourceHandlers:
             applied = await decode_async(data, APPLY)
             if not isinstance(applied, dict):
                 raise StatusError(400, "the apply configuration must be an object")
-            self.objects.prune_unknown(rtype, applied, opts)
+            typed.prune_unknown(rtype, applied, opts)
             if original is None and target.subresource:
                 raise self._missing(rtype, name)
             new = patches.server_side_apply(
