@@ -156,6 +156,63 @@ class LoadBalancerIPPoolSpec(SpecModel):
         return out
 
 
+# ---- what the status records for the next controller (status.accepted, status.heldBack) ------
+#: At most this many held-back addresses are listed per pool (see `HeldBack`).
+MAX_HELD_LISTED = 1000
+
+
+class AcceptedAddresses(WireModel):
+    """The address part of the spec the controller last accepted, which the pool serves from
+    while its spec is invalid. Kept in status so that a restarted controller, a new leader and
+    a speaker started meanwhile still serve those addresses."""
+
+    blocks: list[IPBlock] = Field(min_length=1, description="The accepted blocks.")
+    allow_first_last_ips: bool = Field(False, alias="allowFirstLastIPs")
+    avoid_buggy_ips: bool = Field(False, alias="avoidBuggyIPs")
+    generation: int | None = Field(None, description="The pool's metadata.generation when it was accepted.")
+
+    @field_validator("blocks")
+    @classmethod
+    def _no_overlap(cls, blocks: list[IPBlock]) -> list[IPBlock]:
+        check_no_overlap([b.block() for b in blocks], "blocks")
+        return blocks
+
+
+class HeldAddress(WireModel):
+    """A released address that the reuse delay holds back."""
+
+    ip: IPAddress
+    until: str = Field(
+        json_schema_extra={"format": "date-time"}, description="When it may be handed out again (RFC 3339)."
+    )
+    service: str | None = Field(None, description="The Service (namespace/name) that released it.")
+
+
+class HeldBack(WireModel):
+    """Released addresses the reuse delay still holds back, so that a restarted controller or a
+    new leader holds them back too. Listed: those held longest, at most 1000 per pool; beyond
+    that, `omitted` counts the others and `omittedUntil` says when the last of them is free:
+    a controller that starts before then hands out no new address from this pool until then."""
+
+    addresses: list[HeldAddress] = Field(default_factory=list, max_length=MAX_HELD_LISTED)
+    omitted: int = Field(0, ge=0, description="Addresses held back but not listed.")
+    omitted_until: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the last omitted one is free."
+    )
+
+
+class LoadBalancerIPPoolStatus(PoolStatus):
+    """Status of a LoadBalancerIPPool, written by the controller."""
+
+    accepted: AcceptedAddresses | None = Field(
+        None,
+        description="The address spec last accepted, which the pool serves from while its spec is invalid.",
+    )
+    held_back: HeldBack | None = Field(
+        None, description="Released addresses the reuse delay holds back (kept across restarts)."
+    )
+
+
 class LoadBalancerIPPool(WireModel):
     """A pool of IP addresses for Services of type LoadBalancer."""
 
@@ -165,4 +222,4 @@ class LoadBalancerIPPool(WireModel):
     kind: Literal["LoadBalancerIPPool"] = "LoadBalancerIPPool"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: LoadBalancerIPPoolSpec
-    status: PoolStatus | None = None
+    status: LoadBalancerIPPoolStatus | None = None

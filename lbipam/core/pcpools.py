@@ -26,6 +26,8 @@ class PCPoolState:
     accepted: PCPoolView | None
     allocators: dict[int, Allocator] = field(default_factory=dict)
     loses_to: tuple[str, Block, Block] | None = None
+    beats: list[tuple[str, Block, Block]] = field(default_factory=list)  # (newer pool, its, ours)
+    starved: set[int] = field(default_factory=set)  # unused: a PodCIDRPool is Exhausted when full
     refused: str | None = None  # why the latest spec was not accepted (InvalidChange)
 
     @property
@@ -106,13 +108,13 @@ def _units(net: netaddr.IPNetwork, mask: int) -> list[netaddr.IPNetwork]:
     return list(net.subnet(mask))
 
 
-def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[str, Block, Block] | None:
+def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[PCPoolState, Block, Block] | None:
     for other in older:
         if other.serving and other.accepted is not None:
             for theirs in other.accepted.blocks:
                 for ours in view.blocks:
                     if ours.overlaps(theirs):
-                        return (other.name, theirs, ours)
+                        return (other, theirs, ours)
     return None
 
 
@@ -130,8 +132,11 @@ def rebuild(
             # take effect as written (and so read the same after a restart, from the spec).
             accepted = replace(view, families=old.families) if refused and old is not None else view
         state = PCPoolState(view, accepted, refused=refused)
-        if accepted is not None:
-            state.loses_to = _conflict(accepted, states.values())
+        conflict = _conflict(accepted, states.values()) if accepted is not None else None
+        if conflict is not None:
+            winner, theirs, ours = conflict
+            state.loses_to = (winner.name, theirs, ours)
+            winner.beats.append((view.name, ours, theirs))
         if state.serving and accepted is not None:
             kept = before.allocators if before is not None and before.serving else {}
             for family, spec in accepted.families.items():
