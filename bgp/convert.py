@@ -19,7 +19,14 @@ from typing import Any
 import pydantic
 
 from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo
-from lbipam.api import BGPAdvertisement, BGPPeer, LoadBalancerIPPool, compiled, describe_errors
+from lbipam.api import (
+    AcceptedAddresses,
+    BGPAdvertisement,
+    BGPPeer,
+    LoadBalancerIPPool,
+    compiled,
+    describe_errors,
+)
 from lbipam.api.common import check_safe
 from lbipam.core.addresses import AddressError, Block, parse_address, parse_cidr
 from lbipam.core.lbviews import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, LB_CLASS
@@ -310,19 +317,29 @@ def _valid_pool(obj: Obj) -> PoolInfo | None:
     return PoolInfo(name=_name(obj), labels=_labels(obj), blocks=tuple(b.block() for b in pool.spec.blocks))
 
 
+def _recorded_pool(obj: Obj) -> PoolInfo | None:
+    """The blocks the controller serves an invalid spec from (`status.accepted`), if recorded."""
+    try:
+        accepted = AcceptedAddresses.model_validate((obj.get("status") or {}).get("accepted"))
+    except pydantic.ValidationError:
+        return None
+    return PoolInfo(name=_name(obj), labels=_labels(obj), blocks=tuple(b.block() for b in accepted.blocks))
+
+
 def pool_infos(
     objs: Iterable[Obj], previous: Mapping[str, PoolInfo]
 ) -> tuple[dict[str, PoolInfo], list[PoolInfo]]:
     """(accepted, serving) by the controller's rules. Accepted: every pool's spec to serve from;
-    a spec that does not validate keeps the one accepted before (from `previous`; none at
-    start-up). Serving: of two overlapping pools the newer (creationTimestamp, then name) serves
-    nothing, as its Conflict condition says."""
+    a spec that does not validate keeps the blocks the controller recorded in `status.accepted`
+    (so a speaker started meanwhile withdraws nothing), else those accepted before (`previous`).
+    Serving: of two overlapping pools the newer (creationTimestamp, then name) serves nothing,
+    as its Conflict condition says."""
     ordered = sorted(objs, key=lambda o: (str(_meta(o).get("creationTimestamp") or ""), _name(o)))
     accepted: dict[str, PoolInfo] = {}
     serving: list[PoolInfo] = []
     taken: list[Block] = []
     for obj in ordered:
-        info = _valid_pool(obj) or previous.get(_name(obj))
+        info = _valid_pool(obj) or _recorded_pool(obj) or previous.get(_name(obj))
         if info is None:
             continue
         info = PoolInfo(name=info.name, labels=_labels(obj), blocks=info.blocks)  # labels: latest

@@ -276,6 +276,20 @@ def test_pools_overlap_the_newer_loses_and_invalid_keeps_the_last_accepted() -> 
     assert pool_infos([broken], {})[1] == []
 
 
+def test_an_invalid_pool_serves_from_status_accepted_in_a_speaker_started_meanwhile() -> None:
+    broken = pool("p", "192.0.2.1/24")  # host bits set: does not validate
+    broken["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.0/24"}, {"start": "198.51.100.7"}]}}
+    accepted, serving = pool_infos([broken], {})  # no previous: a speaker just started
+    assert [str(b) for b in accepted["p"].blocks] == ["192.0.2.0/24", "198.51.100.7"]
+    assert [p.name for p in serving] == ["p"]
+    # The status is ours to trust only when it reads: a broken record serves nothing new.
+    broken["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.1/24"}]}}
+    assert pool_infos([broken], {})[1] == []
+    valid = pool("p", "203.0.113.0/24")
+    valid["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.0/24"}]}}  # the spec wins when valid
+    assert [str(b) for b in pool_infos([valid], {})[0]["p"].blocks] == ["203.0.113.0/24"]
+
+
 def test_node_info() -> None:
     node = {
         "metadata": {"name": "node-a", "labels": {"rack": "r1"}},

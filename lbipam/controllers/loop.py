@@ -5,7 +5,9 @@ Informer handlers only mark keys dirty and wake the loop; the loop plans dirty k
 of pools whose counts changed (at most once per POOL_STATUS_INTERVAL while objects stream in),
 retries waiting objects when addresses are freed or a reuse delay ends, and says when it is
 ready and quiet. `lead()` starts from scratch each time leadership is won: pools, then every
-existing assignment, then new allocations. Subclassed by `LBController` and `PodCIDRController`.
+existing assignment, then new allocations. `drain()` (on SIGTERM) stops planning, writes the
+status of the pools that changed, and waits until every write planned is made. Subclassed by
+`LBController` and `PodCIDRController`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class PlanningLoop(ABC):
         # cached copy that did not yet show our previous write is caught only so.
         self._recheck: set[str] = set()
         self._announced = False
+        self._draining = False
+        self._planning_stopped = asyncio.Event()  # set when the loop ends (drained or not leading)
         self._wake = asyncio.Event()
         self._log = KVLog(f"lbipam.controller.{name}")
 
@@ -111,6 +115,7 @@ class PlanningLoop(ABC):
             await informer.synced.wait()
         planner, writer = self.new_planner(), self.new_writer()
         self.planner, self.writer, self._announced = planner, writer, False
+        self._planning_stopped.clear()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(writer.lanes.run(), name=f"{self.name}-writer")
@@ -124,6 +129,7 @@ class PlanningLoop(ABC):
                 self._wake.set()
                 await self._loop(planner, writer)
         finally:
+            self._planning_stopped.set()
             writer.lanes.close()
             self.planner = self.writer = None
             self.ready.clear()
@@ -139,6 +145,20 @@ class PlanningLoop(ABC):
             return False
         return not (planner.waiting and (planner.freed or planner.next_expiry is not None))
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def drain(self) -> None:
+        """Plan nothing more and return once everything planned is written (the caller bounds
+        the wait): Events and annotations of a burst are not lost to a restart."""
+        self._draining = True
+        self._wake.set()
+        writer = self.writer
+        if writer is not None:
+            await self._planning_stopped.wait()  # its last batch planned, the pools' status queued
+            await writer.lanes.drained()
+
     def work_done(self) -> tuple[int, int]:
         """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
         return self.writer.lanes.done if self.writer is not None else (0, 0)
@@ -147,6 +167,8 @@ class PlanningLoop(ABC):
         last_pool_round = -POOL_STATUS_INTERVAL
         while True:
             await self._wait(planner)
+            if self.draining:
+                break
             now = self.clock()
             if self._pools_dirty:
                 self._pools_dirty = False
@@ -168,6 +190,10 @@ class PlanningLoop(ABC):
                 self._recheck.clear()
             if not self._dirty:
                 self._first_round_done(planner)
+        # Draining: the pools' status carries what the next leader reads (counts, the reuse delays).
+        self._write_pools(planner, writer, planner.touched | self._recheck)
+        planner.touched.clear()
+        self._planning_stopped.set()
 
     def _write_pools(self, planner: Planner, writer: Writer, names: set[str]) -> None:
         for name in names & planner.pools.keys():

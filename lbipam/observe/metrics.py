@@ -5,9 +5,10 @@ Controller (`controller_registry(app)`, called by `lbipam.controllers.main`):
 - `lbipam_pool_addresses{pool,family,state}` -- LoadBalancerIPPool addresses; state is total, used
   or available, family ipv4 or ipv6 (only the families the pool serves); the numbers of the pool's
   status;
-- `lbipam_pool_exhausted{pool}` -- 1 while the pool's Exhausted condition is True, else 0;
+- `lbipam_pool_exhausted{pool,family}` -- 1 while the pool's Exhausted condition is True and
+  names that family, else 0 (one series per family the pool serves);
 - `lbipam_allocations_total{result}` -- see `lbipam.observe.results`;
-- `lbipam_podcidr_pool_cidrs{pool,family,state}`, `lbipam_podcidr_pool_exhausted{pool}`,
+- `lbipam_podcidr_pool_cidrs{pool,family,state}`, `lbipam_podcidr_pool_exhausted{pool,family}`,
   `lbipam_podcidr_allocations_total{result}` -- the same for PodCIDRPools, counted in node CIDRs
   (only with `--podcidr-target` other than none);
 - `lbipam_leader{controller}` -- 1 while this replica leads, per controller (lbipam, podcidr).
@@ -156,8 +157,9 @@ class ControllerCollector:
             ),
             GaugeMetricFamily(
                 names.exhausted,
-                f"1 while the {names.kind} has no free {names.what} (its Exhausted condition), else 0",
-                labels=["pool"],
+                f"1 while the {names.kind} has no free {names.what} of the family (its Exhausted "
+                "condition names the family), else 0",
+                labels=["pool", "family"],
             ),
             CounterMetricFamily(
                 names.allocations,
@@ -169,11 +171,12 @@ class ControllerCollector:
 
 
 def _add_pool(addresses: GaugeMetricFamily, exhausted: GaugeMetricFamily, name: str, state: PoolLike) -> None:
+    used_up = pool_status(state).exhausted_families
     for family, allocator in sorted(state.allocators.items()):
         counts = (allocator.total, allocator.used, allocator.available)
         for which, value in zip(STATES, counts, strict=True):
             addresses.add_metric([name, f"ipv{family}", which], float(value))
-    exhausted.add_metric([name], 1.0 if pool_status(state).exhausted else 0.0)
+        exhausted.add_metric([name, f"ipv{family}"], 1.0 if family in used_up else 0.0)
 
 
 def controller_registry(app: ControllerLike) -> CollectorRegistry:
