@@ -8,7 +8,9 @@ embedded API server, killed with SIGKILL (nothing drained, memory gone) or stopp
 - a pool deleted while no controller runs is a pool deleted: its Services move; an IP lbipam
   never handed out stays;
 - SIGTERM drains: after a burst, every IPAllocated Event and every allocated-from annotation is
-  written before the process exits.
+  written before the process exits;
+- a speaker started while a pool is invalid and no controller runs announces what the pool
+  served (it reads status.accepted), so the router keeps the route.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from lbipam.k8s.resources import EVENTS, LBPOOLS, SERVICES
+from tests.bgplab import PORT, have
 from tests.controller_harness import until
 from tests.lbipam_harness import (
     Api,
@@ -33,6 +36,16 @@ from tests.lbipam_harness import (
     service,
 )
 from tests.process_harness import controller_process
+from tests.speaker_harness import (
+    addresses,
+    bgp_advertisement,
+    bgp_peer,
+    bird,
+    cluster,
+    endpoint_slice,
+    running_speaker,
+    table,
+)
 
 IPS, POOL = "lbipam.io/ips", "lbipam.io/pool"
 SATISFIED = ("True", "Satisfied")
@@ -252,3 +265,31 @@ async def test_sigterm_after_a_burst_loses_no_event_and_no_annotation(
     assert len(allocated) == BURST, f"{BURST - len(allocated)} IPAllocated Events lost"
     assert [s["metadata"]["name"] for s in services if allocated_from(s) != "p"] == []
     assert "drained the writes planned before shutdown" in ctl.log.read_text()
+
+
+# ---- the speaker -------------------------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.skipif(not have("bird", "birdc"), reason="needs BIRD 2")
+async def test_a_speaker_started_while_a_pool_is_invalid_keeps_announcing(
+    kubeconfig: Path, api: Api, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    router, (source,) = addresses(request.node.nodeid)
+    async with bird(tmp_path / "bird", router, source) as bgp, cluster(kubeconfig) as client:
+        await client.node("node-a", ipv4=source)
+        await client.apply(
+            pool("p", "198.51.100.0/28"),
+            bgp_peer("tor", router, PORT, sourceAddress=source),
+            bgp_advertisement("all"),
+            service("web"),
+            endpoint_slice("web", "web-1", ("node-a", True)),
+        )
+        async with controller_process(kubeconfig, tmp_path / "controller.log") as ctl:
+            (ip,) = ingress(await served(api, "web"))
+            await pool_where(api, "p", lambda p: (p["status"].get("accepted") or {}).get("blocks"))
+            await api.patch(LBPOOLS, "p", {"spec": {"blocks": [{"cidr": "198.51.100.1/28"}]}})  # host bits
+            await pool_where(api, "p", lambda p: ready(p) == ("False", "Invalid"))
+            await ctl.kill()
+        # No controller, an invalid spec, a speaker that never saw the valid one.
+        async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker") as speaker:
+            await table(bgp, {f"{ip}/32"}, protocol="speaker")
+            speaker.alive()
