@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.blockindex import ServingBlocks
 from lbipam.core.lbviews import PoolView
 
 PREFIXLEN = {4: 32, 6: 128}
@@ -72,17 +73,6 @@ def _carry_holds(old: dict[int, Allocator], new: dict[int, Allocator]) -> None:
                     continue
 
 
-def _conflict(view: PoolView, older: Iterable[PoolState]) -> tuple[str, Block, Block] | None:
-    for other in older:
-        if not other.serving or other.accepted is None:
-            continue
-        for theirs in other.accepted.blocks:
-            for ours in view.blocks:
-                if ours.overlaps(theirs):
-                    return (other.name, theirs, ours)
-    return None
-
-
 def _same_addresses(old: PoolView | None, new: PoolView) -> bool:
     return old is not None and old.same_addresses(new)
 
@@ -93,13 +83,15 @@ def rebuild(
     """The pool states for `views`; allocators of pools whose addresses did not change are kept
     (with their allocations); the others are new and empty, with the reuse delays carried over."""
     states: dict[str, PoolState] = {}
+    serving = ServingBlocks()
     for view in sorted(views, key=lambda v: v.age_key):
         before = previous.get(view.name)
         accepted = view if view.valid else (before.accepted if before else None)
         state = PoolState(view, accepted)
         if accepted is not None:
-            state.loses_to = _conflict(accepted, states.values())
+            state.loses_to = serving.overlap(accepted.blocks)
         if state.serving and accepted is not None:
+            serving.add(view.name, accepted.blocks)
             if before is not None and before.serving and _same_addresses(before.accepted, accepted):
                 state.allocators = before.allocators
             else:

@@ -16,6 +16,7 @@ from typing import Any
 from lbipam.controllers.lbipam.convert import pool_view, service_view
 from lbipam.controllers.lbipam.writer import LBWriter
 from lbipam.controllers.loop import PlanningLoop
+from lbipam.controllers.viewcache import ViewCache
 from lbipam.core.lbplanner import LBPlanner
 from lbipam.core.lbviews import ServiceView
 from lbipam.core.poolstatus import PoolStatusPlan, pool_status
@@ -59,6 +60,7 @@ class LBController(PlanningLoop):
         self.recorder = recorder
         self._gone: dict[str, Obj] = {}
         self._views: dict[str, tuple[tuple[str, str], ServiceView]] = {}
+        self._pool_views = ViewCache(pool_view)
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
         self.pools.add_handler(self.pool_changed)
@@ -93,7 +95,7 @@ class LBController(PlanningLoop):
     def start(self, planner: LBPlanner) -> set[str]:
         """Pools, then every assignment the Services carry (oldest first)."""
         now = self.clock()
-        planner.set_pools([pool_view(p) for p in self.pools.list()], now)
+        planner.set_pools(self._pool_views.views(self.pools.list()), now)
         ordered = sorted(
             self.services.list(), key=lambda s: (s["metadata"].get("creationTimestamp", ""), _key(s))
         )
@@ -103,7 +105,7 @@ class LBController(PlanningLoop):
         return {_key(s) for s in ordered}
 
     def set_pools(self, planner: LBPlanner) -> set[str]:
-        planner.set_pools([pool_view(p) for p in self.pools.list()], self.clock())
+        planner.set_pools(self._pool_views.views(self.pools.list()), self.clock())
         return {_key(s) for s in self.services.list()}
 
     def plan(self, planner: LBPlanner, writer: LBWriter, key: str, now: float) -> None:
