@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lbipam.api.common import (
     API_VERSION,
@@ -42,6 +42,7 @@ class IPBlock(SpecModel):
     cidr: CIDR | None = Field(None, description="A CIDR such as 192.0.2.0/24 (host bits clear).")
     start: IPAddress | None = Field(None, description="First address of a range.")
     stop: IPAddress | None = Field(None, description="Last address of the range (default: start).")
+    _block: Block | None = PrivateAttr(None)  # parsed once: a pool may hold 100,000 blocks
 
     @model_validator(mode="after")
     def _one_kind(self) -> IPBlock:
@@ -62,10 +63,13 @@ class IPBlock(SpecModel):
 
     def block(self) -> Block:
         """The core Block of these addresses."""
-        if self.cidr is not None:
-            return cidr_block(self.cidr)
-        assert self.start is not None  # checked by the validator; narrows the type
-        return range_block(self.start, self.stop)
+        if self._block is None:
+            if self.cidr is not None:
+                self._block = cidr_block(self.cidr)
+            else:
+                assert self.start is not None  # checked by the validator; narrows the type
+                self._block = range_block(self.start, self.stop)
+        return self._block
 
     def __str__(self) -> str:
         return str(self.block())

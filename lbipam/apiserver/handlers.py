@@ -8,7 +8,6 @@ Called by `http.py`.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
@@ -26,7 +25,7 @@ from lbipam.apiserver.reads import Reads
 from lbipam.apiserver.registry import ResourceType
 from lbipam.apiserver.routing import Target
 from lbipam.apiserver.store import Obj
-from lbipam.apiserver.strategy import WriteOptions
+from lbipam.apiserver.strategy import WriteOptions, deep
 from lbipam.apiserver.watch import WatchHub, error_line, stream
 
 MAX_BODY = 3 * 1024 * 1024
@@ -222,7 +221,7 @@ class ResourceHandlers:
         data = await read_body(request)
         strategy = self.objects.strategy(rtype)
         current = self.objects.store.latest(rtype.storage_key, namespace, name)
-        original = copy.deepcopy(strategy.encode(rtype, current)) if current is not None else None
+        original = deep(strategy.encode(rtype, current)) if current is not None else None
         if ctype == APPLY:
             if not opts.field_manager:
                 raise patches.missing_field_manager()

@@ -9,7 +9,6 @@ default; `builtins.py`, `services.py`, `events.py` and `crd.py` subclass it. Cal
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,7 +126,18 @@ class Strategy:
 
 def deep(obj: Obj) -> Obj:
     """A private copy of a stored object, to build the next version from."""
-    return copy.deepcopy(obj)
+    copied: Obj = _copy_json(obj)
+    return copied
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): several times faster than
+    `copy.deepcopy`, which matters for an object of 100,000 list items."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def require_dict(value: Any, what: str) -> dict[str, Any]:

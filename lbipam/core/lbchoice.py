@@ -87,8 +87,9 @@ def why_not_serving(pools: Mapping[str, PoolState], ip: str, family: int) -> str
     """A clause saying which pool holds `ip` but serves nothing (lost a Conflict), or ""."""
     address = int(IPAddress(ip))
     for state in pools.values():
-        blocks = state.accepted.blocks_of(family) if state.accepted is not None else ()
-        if state.loses_to is not None and any(b.first <= address <= b.last for b in blocks):
+        if state.loses_to is None or state.accepted is None:
+            continue  # (a pool of 100,000 blocks is looked through only when it loses)
+        if any(b.first <= address <= b.last for b in state.accepted.blocks_of(family)):
             older = state.loses_to[0]
             return f" that serves: pool {state.name} overlaps older pool {older} and serves nothing"
     return ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator
+from lbipam.core.blockindex import ServingBlocks
 from lbipam.core.lbviews import PoolView
 
 PREFIXLEN = {4: 32, 6: 128}
@@ -63,17 +64,6 @@ def _allocators(view: PoolView, reuse_delay: float) -> dict[int, Allocator]:
     return out
 
 
-def _conflict(view: PoolView, older: Iterable[PoolState]) -> tuple[PoolState, Block, Block] | None:
-    for other in older:
-        if not other.serving or other.accepted is None:
-            continue
-        for theirs in other.accepted.blocks:
-            for ours in view.blocks:
-                if ours.overlaps(theirs):
-                    return (other, theirs, ours)
-    return None
-
-
 def _accepted(view: PoolView, before: PoolState | None) -> PoolView | None:
     """The spec a pool serves from: a valid view; else its rules with the addresses accepted
     last (this process's memory first: it may be newer than the status it wrote)."""
@@ -95,17 +85,18 @@ def rebuild(
     (with their allocations); the others are new and empty (the planner carries the reuse
     delays over, across pools)."""
     states: dict[str, PoolState] = {}
+    serving = ServingBlocks()
     for view in sorted(views, key=lambda v: v.age_key):
         before = previous.get(view.name)
         accepted = _accepted(view, before)
         state = PoolState(view, accepted)
         if accepted is not None:
-            conflict = _conflict(accepted, states.values())
-            if conflict is not None:
-                winner, theirs, ours = conflict
-                state.loses_to = (winner.name, theirs, ours)
-                winner.beats.append((view.name, ours, theirs))
+            state.loses_to = serving.overlap(accepted.blocks)
+            if state.loses_to is not None:
+                older, theirs, ours = state.loses_to
+                states[older].beats.append((view.name, ours, theirs))
         if state.serving and accepted is not None:
+            serving.add(view.name, accepted.blocks)
             if before is not None and before.serving and _same_addresses(before.accepted, accepted):
                 state.allocators = before.allocators
             else:

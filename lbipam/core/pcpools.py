@@ -17,6 +17,7 @@ import netaddr
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.blockindex import ServingBlocks
 from lbipam.core.pcviews import FamilySpec, PCPoolView
 
 
@@ -108,20 +109,11 @@ def _units(net: netaddr.IPNetwork, mask: int) -> list[netaddr.IPNetwork]:
     return list(net.subnet(mask))
 
 
-def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[PCPoolState, Block, Block] | None:
-    for other in older:
-        if other.serving and other.accepted is not None:
-            for theirs in other.accepted.blocks:
-                for ours in view.blocks:
-                    if ours.overlaps(theirs):
-                        return (other, theirs, ours)
-    return None
-
-
 def rebuild(
     views: Iterable[PCPoolView], previous: dict[str, PCPoolState], reuse_delay: float
 ) -> dict[str, PCPoolState]:
     states: dict[str, PCPoolState] = {}
+    serving = ServingBlocks()
     for view in sorted(views, key=lambda v: v.age_key):
         before = previous.get(view.name)
         old = before.accepted if before is not None else None
@@ -132,12 +124,13 @@ def rebuild(
             # take effect as written (and so read the same after a restart, from the spec).
             accepted = replace(view, families=old.families) if refused and old is not None else view
         state = PCPoolState(view, accepted, refused=refused)
-        conflict = _conflict(accepted, states.values()) if accepted is not None else None
-        if conflict is not None:
-            winner, theirs, ours = conflict
-            state.loses_to = (winner.name, theirs, ours)
-            winner.beats.append((view.name, ours, theirs))
+        if accepted is not None:
+            state.loses_to = serving.overlap(accepted.blocks)
+            if state.loses_to is not None:
+                older, theirs, ours = state.loses_to
+                states[older].beats.append((view.name, ours, theirs))
         if state.serving and accepted is not None:
+            serving.add(view.name, accepted.blocks)
             kept = before.allocators if before is not None and before.serving else {}
             for family, spec in accepted.families.items():
                 old_spec = old.families.get(family) if old is not None else None

@@ -19,6 +19,7 @@ from lbipam.controllers.lbipam.convert import pool_view, service_view
 from lbipam.controllers.lbipam.poolrecord import Clocks, accepted_status, held_status, read_held
 from lbipam.controllers.lbipam.writer import LBWriter
 from lbipam.controllers.loop import PlanningLoop
+from lbipam.controllers.viewcache import ViewCache
 from lbipam.core.lbplanner import LBPlanner
 from lbipam.core.lbviews import ServiceView
 from lbipam.core.poolstatus import PoolStatusPlan, pool_status
@@ -63,6 +64,7 @@ class LBController(PlanningLoop):
         self._gone: dict[str, Obj] = {}
         self._views: dict[str, tuple[tuple[str, str], ServiceView]] = {}
         self._clocks = Clocks.now(clock)  # taken anew each time leading begins
+        self._pool_views = ViewCache(pool_view)
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
         self.pools.add_handler(self.pool_changed)
@@ -99,7 +101,7 @@ class LBController(PlanningLoop):
         """Pools, then every assignment the Services carry (oldest first), then the reuse delays."""
         now = self.clock()
         pools = self.pools.list()
-        planner.set_pools([pool_view(p) for p in pools], now)
+        planner.set_pools(self._pool_views.views(pools), now)
         ordered = sorted(
             self.services.list(), key=lambda s: (s["metadata"].get("creationTimestamp", ""), _key(s))
         )
@@ -116,7 +118,7 @@ class LBController(PlanningLoop):
         return {_key(s) for s in ordered}
 
     def set_pools(self, planner: LBPlanner) -> set[str]:
-        planner.set_pools([pool_view(p) for p in self.pools.list()], self.clock())
+        planner.set_pools(self._pool_views.views(self.pools.list()), self.clock())
         return {_key(s) for s in self.services.list()}
 
     def plan(self, planner: LBPlanner, writer: LBWriter, key: str, now: float) -> None:

@@ -160,20 +160,20 @@ def service_view(
 
 
 def pool_view(obj: Mapping[str, Any]) -> PoolView:
-    """The view of a pool, with the address spec its status records (`recorded`). A spec that
-    does not validate gives a view with `problems` and no blocks, carrying the rest of the spec
-    when that reads on its own, else `frozen` (see `PoolView`)."""
+    """The view of a pool. A spec that does not validate gives a view with `problems` and no
+    blocks, carrying the rest of the spec when that reads on its own, else `frozen`, and the
+    address spec the status records (`recorded`: read only then; a pool may hold 100,000 blocks)."""
     meta = obj.get("metadata") or {}
     base: dict[str, Any] = {
         "name": meta.get("name", ""),
         "created": meta.get("creationTimestamp", ""),
         "generation": int(meta.get("generation") or 0),
-        "recorded": recorded(obj),
     }
     try:
         pool = LoadBalancerIPPool.model_validate({**obj, "status": None})
     except pydantic.ValidationError as err:
         problems = tuple(describe_errors(err))
+        base["recorded"] = recorded(obj)
         written = obj.get("spec")
         spec: Mapping[str, Any] = written if isinstance(written, Mapping) else {}
         try:
