@@ -225,8 +225,11 @@ class PlanningLoop(ABC):
         self._wake.clear()
         expiry = planner.next_expiry
         timeout = None if expiry is None else max(0.0, expiry - self.clock())
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+        # comes as the wake-up does, and the loop (so a step-down or a stop) would hang.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _plan_dirty(self, planner: Planner, writer: Writer) -> None:
         """Plan dirty keys in key order for at most PLAN_SLICE seconds (and BATCH keys), then let
