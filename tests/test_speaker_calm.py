@@ -80,7 +80,6 @@ async def test_a_refusing_router_gets_back_off_and_one_event(
                 first, written = await attempts(bgp, source), len(writes)
                 await asyncio.sleep(WINDOW)  # the window watched: what happens in it is counted
                 sessions, writes_in_window = await attempts(bgp, source) - first, len(writes) - written
-                print(f"{kind}: {sessions} sessions, {writes_in_window} writes in {WINDOW:.0f}s")
         finally:
             watch.cancel()
         assert sessions <= 10, sessions  # without back-off: ~750 (FRR)
