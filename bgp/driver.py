@@ -33,7 +33,7 @@ from pathlib import Path
 from bgp import render
 from bgp.exabgp import ConfigInvalid, ExaBGP
 from bgp.exabgp_channel import Event, Lost, NotificationEvent, Ready, SessionEvent
-from bgp.neighbors import gone, graceful_restart, neighbors
+from bgp.neighbors import gone, restarting_gracefully
 from bgp.sender import Sender, Unsendable
 from bgp.session import (
     EVENT_STATES,
@@ -83,6 +83,7 @@ class Driver:
         self._config: str | None = None
         self._in_exabgp: set[str] = set()  # neighbor addresses of the configuration in use
         self._lock = asyncio.Lock()  # one pass over the peers at a time
+        self._config_lock = asyncio.Lock()  # one configuration change at a time (hold_down: at once)
         self._kick = asyncio.Event()
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,7 +147,8 @@ class Driver:
             # graceful-restart timers run out.
             if await self.exabgp.wait_ready(self.flush_timeout):
                 with contextlib.suppress(*Unsendable):
-                    kept = await self._kept(keep)
+                    wanted = {name: p.address for name, p in self._peers.items() if name in keep}
+                    kept = await restarting_gracefully(self.exabgp, wanted)
                     withdrawn = [p for name, p in self._peers.items() if name not in kept]
                     _log.info("stopping", kept=sorted(kept) or None, withdrawn=len(withdrawn))
                     await self._sender.withdraw(withdrawn, self.flush_timeout)
@@ -156,6 +158,10 @@ class Driver:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for peer in self._peers.values():  # what BGPNodeState shows once the speaker is gone
+            peer.up = False
+            peer.set_state("Idle")
+            peer.session_error = "the speaker stopped"
         self._notify()
 
     async def __aenter__(self) -> Driver:
@@ -163,19 +169,6 @@ class Driver:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
-
-    async def _kept(self, keep: Collection[str]) -> set[str]:
-        """The peers of `keep` whose router will keep the routes: up, graceful restart negotiated."""
-        if not keep:
-            return set()
-        held = await neighbors(self.exabgp)
-        return {
-            name
-            for name in keep
-            if (peer := self._peers.get(name)) is not None
-            and peer.address in held
-            and graceful_restart(held[peer.address])
-        }
 
     # ------------------------------------------------------------------ peers
 
@@ -214,6 +207,10 @@ class Driver:
 
     async def _configure(self) -> None:
         """Give ExaBGP the configuration of the opened peers that are not held down."""
+        async with self._config_lock:
+            await self._reconfigure()
+
+    async def _reconfigure(self) -> None:
         views = [peer.view for peer in self._peers.values() if not peer.held]
         config = render.render_config(
             views,
@@ -254,19 +251,20 @@ class Driver:
         self.exabgp.restart()
 
     async def _set_hold(self, name: str, who: str, reason: str | None) -> None:
-        async with self._lock:
-            peer = self._peers.get(name)
-            if peer is None or self._stopped:
-                return
-            if reason is None:
-                peer.holds.pop(who, None)
-            else:
-                peer.holds[who] = reason
-                if peer.set_state(HELD):
-                    _log.info("session held down", peer=name, reason=reason)
-            await self._configure()
-            self._notify()
-            await self._pass()
+        """Not behind a pass that may be sending 50k routes: the configuration changes at once
+        (a pass still sending to the peer gets ExaBGP's refusals; its session starts afresh)."""
+        peer = self._peers.get(name)
+        if peer is None or self._stopped:
+            return
+        if reason is None:
+            peer.holds.pop(who, None)
+        else:
+            peer.holds[who] = reason
+            if peer.set_state(HELD):
+                _log.info("session held down", peer=name, reason=reason)
+        await self._configure()
+        self._notify()
+        self._kick.set()  # the background pass brings the peers in line
 
     # ------------------------------------------------------------------ events
 

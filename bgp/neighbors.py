@@ -38,6 +38,15 @@ def graceful_restart(item: Mapping[str, Any]) -> bool:
     return established(item) and bool(peer.get("graceful-restart")) and bool(local.get("graceful-restart"))
 
 
+async def restarting_gracefully(exabgp: ExaBGP, peers: Mapping[str, str]) -> set[str]:
+    """The names of `peers` (name -> address) whose router keeps our routes when ExaBGP stops:
+    the session is up with graceful restart negotiated."""
+    if not peers:
+        return set()
+    held = await neighbors(exabgp)
+    return {name for name, address in peers.items() if address in held and graceful_restart(held[address])}
+
+
 async def updates_sent(exabgp: ExaBGP) -> dict[str, int]:
     """UPDATE messages sent so far, per established peer."""
     return {

@@ -68,7 +68,7 @@ async def test_bad_advertisement_and_bad_peer_reach_nothing_and_are_reported(
             async def reported() -> dict[str, dict[str, object]] | None:
                 peers = await client.node_state("node-a")
                 tor, lost = peers.get("tor") or {}, peers.get("ghost") or {}
-                if tor.get("state") != "Established" or not lost:
+                if tor.get("state") != "Established" or tor.get("advertised") != 1 or not lost:
                     return None
                 return peers
 
