@@ -152,8 +152,10 @@ class Driver:
                     withdrawn = [p for name, p in self._peers.items() if name not in kept]
                     _log.info("stopping", kept=sorted(kept) or None, withdrawn=len(withdrawn))
                     await self._sender.withdraw(withdrawn, self.flush_timeout)
-            else:
+            elif any(peer.up or peer.sent or peer.unsure for peer in self._peers.values()):
                 _log.warning("ExaBGP not answering: routes left to the routers' timers")
+            else:  # no session ever carried a route: no router holds one of ours
+                _log.debug("ExaBGP not answering; it announced nothing")
             await self.exabgp.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lbipam.observe.flags import add_observe_flags
+from lbipam.usererror import UserError, run_command
 
 if TYPE_CHECKING:
     from bgp.driver import Driver
@@ -103,17 +104,20 @@ def run(args: argparse.Namespace) -> int:
 
     from lbipam.k8s.logs import configure  # noqa: PLC0415
 
-    configure(args.log_level, args.log_format)
+    try:
+        configure(args.log_level, args.log_format)
+    except ValueError as err:  # an unknown --log-level
+        raise UserError(f"--log-level: {err}") from None
     if not args.exabgp:
-        sys.stderr.write(
-            "lbipam speaker: exabgp is neither next to the interpreter nor on PATH: give --exabgp\n"
-        )
-        return 2
+        raise UserError("exabgp is neither next to the interpreter nor on PATH: give --exabgp")
+    if shutil.which(args.exabgp) is None:
+        raise UserError(f"--exabgp {args.exabgp}: no such program (or it is not executable)")
     if args.runtime_dir is not None:
         problem = prepare_runtime_dir(args)
         if problem:
-            sys.stderr.write(f"lbipam speaker: --runtime-dir {args.runtime_dir}: {problem}\n")
-            return 2
+            raise UserError(f"--runtime-dir {args.runtime_dir}: {problem}")
+    # A bad kubeconfig or a metrics port in use raise UserErrors too: `lbipam.cli` says them in
+    # one line, exit code 2.
     asyncio.run(_serve(args))
     return 0
 
@@ -171,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lbipam")
     add_speaker_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
-    code: int = args.run(args)
-    return code
+    return run_command(args.command, args.run, args)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,16 @@ class PoolStatus(ResourceStatus):
     ipv6: FamilyCounts = Field(default_factory=FamilyCounts)
 
 
+class LoadBalancerIPPoolStatus(PoolStatus):
+    """Status of a LoadBalancerIPPool, written by the controller."""
+
+    blocks: str | None = Field(
+        None,
+        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges), "
+        "for `kubectl get lbpool`: a printer column shows only the first item of a list.",
+    )
+
+
 def check_no_overlap(blocks: list[Block], noun: str) -> None:
     """Raise a ValidationError at the later of two overlapping blocks, naming both."""
     pair = find_overlap(blocks)
@@ -165,4 +175,4 @@ class LoadBalancerIPPool(WireModel):
     kind: Literal["LoadBalancerIPPool"] = "LoadBalancerIPPool"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: LoadBalancerIPPoolSpec
-    status: PoolStatus | None = None
+    status: LoadBalancerIPPoolStatus | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lbipam.controllers.lbipam.convert import pool_view, service_view
@@ -34,6 +34,7 @@ class LBOptions:
     default_class: bool = True  # handle Services without a loadBalancerClass
     reuse_delay: float = 30.0  # seconds a released IP is held back
     concurrency: int = 8  # writes in flight
+    compat: frozenset[str] = frozenset()  # --compat: MetalLB's / Cilium's Service annotations read too
 
 
 def _key(obj: Obj) -> str:
@@ -119,7 +120,10 @@ class LBController(PlanningLoop):
         writer.service(planner.plan(self._view(obj), now))
 
     def pool_status(self, planner: LBPlanner, name: str) -> PoolStatusPlan:
-        return pool_status(planner.pools[name])
+        state = planner.pools[name]
+        # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column.
+        served = ", ".join(str(block) for block in state.accepted.blocks) if state.accepted else ""
+        return replace(pool_status(state), extra={"blocks": served})
 
     def _view(self, obj: Obj) -> ServiceView:
         """The Service's view, rebuilt only when it or its namespace changed."""
@@ -131,6 +135,6 @@ class LBController(PlanningLoop):
         cached = self._views.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class)
+        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class, self.options.compat)
         self._views[key] = (version, view)
         return view
