@@ -83,7 +83,9 @@ async def test_a_silent_peer_is_detected_down(sides: tuple[Side, Side, str, str,
     assert a.seen[-1].diag == Diag.DETECTION_EXPIRED
 
 
-@pytest.mark.parametrize(("ttl", "accepted"), [pytest.param(64, False, id="ttl-64"), pytest.param(255, True, id="ttl-255")])
+@pytest.mark.parametrize(
+    ("ttl", "accepted"), [pytest.param(64, False, id="ttl-64"), pytest.param(255, True, id="ttl-255")]
+)
 async def test_single_hop_packets_count_only_with_ttl_255(
     sides: tuple[Side, Side, str, str, int], ttl: int, accepted: bool
 ) -> None:
@@ -126,7 +128,8 @@ async def test_new_timers_reach_the_peer_by_a_poll_sequence(sides: tuple[Side, S
 
     await eventually(agreed, timeout=5)
     assert not next(iter(a.engine._runs.values())).session.polling  # the Final bit came back
-    assert a.state == State.UP and b.state == State.UP
+    assert a.state == State.UP
+    assert b.state == State.UP
 
 
 async def test_the_bfd_process_runs_sessions_for_its_client(request: pytest.FixtureRequest) -> None:

@@ -17,8 +17,12 @@ def session(timers: Timers = FAST, jitter: float = 0.0) -> Session:
 
 
 def remote(state: State, **changes: object) -> ControlPacket:
-    fields: dict[str, object] = {"my_discriminator": 0xB, "your_discriminator": 0xA,
-                                 "desired_min_tx": 300_000, "required_min_rx": 300_000}
+    fields: dict[str, object] = {
+        "my_discriminator": 0xB,
+        "your_discriminator": 0xA,
+        "desired_min_tx": 300_000,
+        "required_min_rx": 300_000,
+    }
     fields.update(changes)
     return ControlPacket(state, **fields)  # type: ignore[arg-type]
 
@@ -109,7 +113,9 @@ def test_a_remote_that_wants_no_packets_gets_none() -> None:
         pytest.param(1, 0.999999, 0.75, id="mult1-at-least-75pct"),
     ],
 )
-def test_jitter_keeps_the_interval_between_75_and_100_percent(mult: int, jitter: float, fraction: float) -> None:
+def test_jitter_keeps_the_interval_between_75_and_100_percent(
+    mult: int, jitter: float, fraction: float
+) -> None:
     s = session(Timers(300_000, 300_000, mult), jitter)
     s.receive(remote(State.INIT), now=0.0)
     assert s.next_tx_delay() == pytest.approx(0.3 * fraction, rel=1e-4)
@@ -138,7 +144,8 @@ def test_a_poll_is_answered_with_final_and_without_poll() -> None:
     s = up()
     assert s.receive(remote(State.UP, poll=True), now=0.1) is True
     answer = s.packet(final=True)
-    assert answer.final and not answer.poll
+    assert answer.final
+    assert not answer.poll
     assert s.receive(remote(State.UP), now=0.2) is False
 
 
@@ -146,7 +153,8 @@ def test_a_slower_tx_waits_for_the_final_bit() -> None:
     s = up()
     s.receive(remote(State.UP, final=True), now=0.1)  # the poll of going Up is over
     s.reconfigure(Timers(desired_min_tx=600_000, required_min_rx=300_000, detect_mult=3))
-    assert s.packet().poll and s.packet().desired_min_tx == 600_000
+    assert s.packet().poll
+    assert s.packet().desired_min_tx == 600_000
     assert s.tx_interval() == 300_000  # 6.8.3: unchanged until the poll sequence completes
     s.receive(remote(State.UP, final=True), now=0.2)
     assert s.tx_interval() == 600_000
@@ -180,9 +188,13 @@ def test_admin_down_is_announced_and_enable_starts_over() -> None:
 
 EVENTS = st.lists(
     st.one_of(
-        st.tuples(st.just("rx"), st.sampled_from(State), st.booleans(), st.booleans(), st.integers(0, 2_000_000)),
+        st.tuples(
+            st.just("rx"), st.sampled_from(State), st.booleans(), st.booleans(), st.integers(0, 2_000_000)
+        ),
         st.tuples(st.just("wait"), st.floats(0, 5)),
-        st.tuples(st.just("timers"), st.integers(1, 2_000_000), st.integers(0, 2_000_000), st.integers(1, 10)),
+        st.tuples(
+            st.just("timers"), st.integers(1, 2_000_000), st.integers(0, 2_000_000), st.integers(1, 10)
+        ),
     ),
     max_size=40,
 )

@@ -36,7 +36,9 @@ class BfdState:
 
 
 class BfdClient:
-    def __init__(self, on_change: Callable[[str], None] | None = None, *, command: Sequence[str] = ()) -> None:
+    def __init__(
+        self, on_change: Callable[[str], None] | None = None, *, command: Sequence[str] = ()
+    ) -> None:
         self.on_change = on_change
         self.command = list(command) or [sys.executable, "-m", "bgp.bfd"]
         self.states: dict[str, BfdState] = {}
@@ -66,7 +68,7 @@ class BfdClient:
             while not self._stopping:
                 began = asyncio.get_running_loop().time()
                 await self._run_once()
-                if self._stopping:
+                if self.stopping():
                     return
                 if asyncio.get_running_loop().time() - began > 60:
                     delay = BACKOFF[0]
@@ -76,6 +78,9 @@ class BfdClient:
                 self.restarts += 1
         finally:
             await self._end(graceful=False)
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def stop(self, *, admin_down: bool = True) -> None:
         """End the process; with `admin_down`, after it told every peer (bounded: 2 s)."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from bgp.bfd.engine import Engine, SessionSpec, SessionStatus
 from bgp.bfd.session import Timers
+from bgp.bfd.sockets import MULTIHOP_PORT, SINGLE_HOP_PORT
 
 MS = 1000  # microseconds
 
@@ -58,7 +59,12 @@ def _write(message: dict[str, Any]) -> None:
 
 async def serve(ports: dict[str, int] | None = None) -> None:
     """Read commands until end of input or a shutdown."""
-    engine = Engine(lambda status: _write(status_to_wire(status)), **(ports or {}))
+    ports = ports or {}
+    engine = Engine(
+        lambda status: _write(status_to_wire(status)),
+        single_hop_port=ports.get("single_hop_port", SINGLE_HOP_PORT),
+        multihop_port=ports.get("multihop_port", MULTIHOP_PORT),
+    )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=16 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -122,8 +122,13 @@ class Engine:
                 peer = canonical(spec.peer)
                 local = canonical(spec.local) if spec.local else sockets.local_address_toward(peer)
             except (ValueError, OSError) as err:
-                failed[spec.name] = SessionStatus(spec.name, spec.peer, spec.local or "", State.DOWN,
-                                                  error=f"no local address toward {spec.peer}: {err}")
+                failed[spec.name] = SessionStatus(
+                    spec.name,
+                    spec.peer,
+                    spec.local or "",
+                    State.DOWN,
+                    error=f"no local address toward {spec.peer}: {err}",
+                )
                 continue
             wanted.setdefault((peer, local), spec)
         for key in set(self._runs) - set(wanted):
@@ -168,10 +173,10 @@ class Engine:
 
     # ---- sessions -----------------------------------------------------------------------------
     def _add(self, key: tuple[str, str], spec: SessionSpec) -> str:
-        peer, local = key
+        _peer, local = key
         port = self.ports[spec.multihop]
         try:
-            receiver = self._receiver(local, port)
+            self._receiver(local, port)
             sender = sockets.sender(local, self.source_ports)
         except OSError as err:
             return f"cannot open the BFD sockets on {local} (UDP {port}): {err.strerror or err}"
@@ -303,7 +308,9 @@ class Engine:
     # ---- reporting ----------------------------------------------------------------------------
     def _status(self, run: _Run) -> SessionStatus:
         s = run.session
-        return SessionStatus(run.spec.name, canonical(run.spec.peer), run.local, s.state, s.diag, s.remote_state)
+        return SessionStatus(
+            run.spec.name, canonical(run.spec.peer), run.local, s.state, s.diag, s.remote_state
+        )
 
     def _report(self, run: _Run) -> None:
         status = self._status(run)

@@ -41,13 +41,15 @@ class Timers:
 
 def uniform_jitter() -> float:
     """A fraction in [0, 1) for the jitter of RFC 5880 section 6.8.7."""
-    return random.random()  # noqa: S311  # jitter, not a secret
+    return random.random()  # jitter, not a secret
 
 
 class Session:
     """The state of one session; `receive`, `expire`, `reconfigure` and `admin_down` change it."""
 
-    def __init__(self, timers: Timers, local_discr: int, jitter: Callable[[], float] = uniform_jitter) -> None:
+    def __init__(
+        self, timers: Timers, local_discr: int, jitter: Callable[[], float] = uniform_jitter
+    ) -> None:
         if not 1 <= local_discr <= 0xFFFFFFFF:
             raise ValueError("the local discriminator is a non-zero 32-bit number")
         self.timers = timers
@@ -197,8 +199,7 @@ class Session:
         self._advertised_tx = desired
         if self.state == State.UP:
             self.polling = True
-            if desired < self._tx_in_use:
-                self._tx_in_use = desired
+            self._tx_in_use = min(self._tx_in_use, desired)
         else:
             self._tx_in_use = desired
 
@@ -206,5 +207,3 @@ class Session:
         self.polling = False
         self._tx_in_use = self._advertised_tx
         self._rx_in_use = self.timers.required_min_rx
-
-

@@ -70,7 +70,7 @@ def sender(local: str, ports: tuple[int, int] = SOURCE_PORTS) -> socket.socket:
 
 def _bind_source_port(sock: socket.socket, local: str, ports: tuple[int, int]) -> None:
     low, high = ports
-    start = random.randint(low, high)  # noqa: S311  # spreads sessions over the range
+    start = random.randint(low, high)  # spreads sessions over the range
     span = high - low + 1
     for step in range(span):
         try:
