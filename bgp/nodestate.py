@@ -64,11 +64,15 @@ def peer_entries(
     sessions: Mapping[str, Session],
     advertisements: Sequence[AdvertisementView] = (),
     refusals: Mapping[str, Sequence[str]] | None = None,
+    bfd: Mapping[str, str] | None = None,
+    held: frozenset[str] = frozenset(),
 ) -> list[Obj]:
     """status.peers, sorted by name: every peer this node opens (or would, but for a problem).
 
     lastError joins the session's own error, the peer's problems, and the problems and refused
-    routes of the advertisements that target the peer from this node.
+    routes of the advertisements that target the peer from this node. `bfd` (BGPPeer name ->
+    BFD state) gives `bfd` for the peers with BFD enabled; absent when BFD is off. A peer in
+    `held` has its BGP session held down by BFD, which lastError says.
     """
     refusals = refusals or {}
     entries = []
@@ -78,6 +82,8 @@ def peer_entries(
         session = sessions.get(peer.name)
         errors = [session.last_error] if session is not None and session.last_error else []
         errors += [f"BGPPeer {peer.name}: {p}" for p in peer.problems]
+        if peer.name in held:
+            errors.append("BFD is down: the BGP session is held down until BFD is Up again")
         for ad in advertisements:
             if _aimed_at(ad, peer.name, node):
                 errors += [
@@ -93,6 +99,8 @@ def peer_entries(
         }
         if session is not None and session.since is not None:
             entry["since"] = rfc3339(session.since)
+        if peer.bfd is not None and bfd is not None:
+            entry["bfd"] = bfd.get(peer.name, "Down")
         entries.append(entry)
     return entries
 

@@ -6,11 +6,12 @@ at most once per `debounce` (a burst of changes is one round), converts the snap
 (`bgp.convert`), plans (`bgp.planner.plan_routes`), hands the plan to the driver (which makes
 ExaBGP announce exactly that), and reports bad input (`bgp.nodestate`). Secrets holding TCP-MD5
 passwords are read by name (RBAC: get) when a peer changes and again every `secret_refresh`.
-BGPNodeState is rewritten when the driver reports a session change or the problems change.
+BGPNodeState is rewritten when the driver or BFD (`bgp.bfdpeers`) reports a change, or the
+problems change; a peer whose BFD went down is left out of what the driver gets until it is Up.
 
-Shutdown (the task is cancelled on SIGTERM): planning stops, then `driver.stop()` withdraws every
-route, waits for ExaBGP to acknowledge, and stops ExaBGP; BGPNodeState then shows the sessions
-down. Called by `bgp.main`; tests run `Speaker.run()` as a task.
+Shutdown (the task is cancelled on SIGTERM): planning stops, `driver.stop()` withdraws every
+route, waits for ExaBGP to acknowledge and stops ExaBGP, BFD sends AdminDown; BGPNodeState then
+shows the sessions down. Called by `bgp.main`; tests run `Speaker.run()` as a task.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bgp.bfdpeers import BfdPeers
 from bgp.convert import (
     Problem,
     SecretRead,
@@ -127,6 +129,7 @@ class Speaker:
         *,
         recorder: EventRecorder | None = None,
         status: StatusWriter | None = None,
+        bfd: BfdPeers | None = None,
     ) -> None:
         self.kube = kube
         self.driver = driver
@@ -155,6 +158,8 @@ class Speaker:
         self._last_round = float("-inf")  # loop time the last round ended
         self._round_took = 0.0  # seconds the last round took
         self._status_due = asyncio.Event()
+        self.bfd = bfd or BfdPeers()
+        self.bfd.on_change, self.bfd.on_hold = self._status_due.set, self._wake.set
         self._node_missing = False
         self._log = _log.bind(node=self.node)
         self.services.add_handler(self._on_service)
@@ -201,10 +206,8 @@ class Speaker:
 
     def peer_metrics(self) -> dict[str, PeerMetrics]:
         """lbipam_bgp_session_up / lbipam_bgp_routes_announced, per BGPPeer, at scrape time."""
-        return {
-            name: PeerMetrics(up=s.state == "Established", routes=s.advertised)
-            for name, s in self.driver.sessions().items()
-        }
+        sessions = self.driver.sessions().items()
+        return {name: self.bfd.metrics(name, s.state == "Established", s.advertised) for name, s in sessions}
 
     def changed(self) -> None:
         """The driver's change notification: a session changed state; rewrite BGPNodeState."""
@@ -212,7 +215,7 @@ class Speaker:
 
     # ---- running ------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Until cancelled; then withdraw everything (driver.stop()) before returning."""
+        """Until cancelled; then withdraw everything (driver.stop()), BFD AdminDown, return."""
         try:
             async with asyncio.TaskGroup() as group:
                 for informer in self.informers():
@@ -220,6 +223,7 @@ class Speaker:
                 group.create_task(self._plan_loop(), name="speaker-plan")
                 group.create_task(self._status_loop(), name="speaker-nodestate")
                 group.create_task(self._secret_timer(), name="speaker-secrets")
+                group.create_task(self.bfd.run(), name="speaker-bfd")
         finally:
             await self._shutdown()
 
@@ -227,6 +231,7 @@ class Speaker:
         self._log.info("stopping: withdrawing routes")
         await self.driver.stop()
         self._log.info("routes withdrawn, ExaBGP stopped")
+        await self.bfd.stop(admin_down=True)  # AdminDown: the routers see a stop, not a failure
         # Best effort, bounded: the routes are gone already, this only tells people so.
         write = asyncio.ensure_future(self._write_status())
         done, _ = await asyncio.wait({write}, timeout=5.0)
@@ -296,9 +301,11 @@ class Speaker:
         self._accepted, pools = pool_infos(self.pools.list(), self._accepted)
         plan = plan_routes(node, peers, ads, self._services(), pools)
         opened = [p for p in peers if not p.problems and p.node_selector.matches(node.labels)]
+        self.bfd.configure(opened)
+        held = self.bfd.held()
         # A SIGTERM may cancel this mid-way: the driver keeps what it is unsure of, and stop()
-        # withdraws that too.
-        await self.driver.apply(plan, opened)
+        # withdraws that too. A peer BFD holds down is left out: ExaBGP closes its session.
+        await self.driver.apply(plan, [p for p in opened if p.name not in held])
         self.plan, self.plans = plan, self.plans + 1
         self.ready.set()
         self._log_decisions(plan)
@@ -383,5 +390,6 @@ class Speaker:
         if self._report is None:
             return
         node, peers, ads, plan = self._report
-        entries = peer_entries(node, peers, self.driver.sessions(), ads, plan.refusals)
+        sessions = self.driver.sessions()
+        entries = peer_entries(node, peers, sessions, ads, plan.refusals, self.bfd.states(), self.bfd.held())
         await self.nodestate.write(entries, owner=self.nodes.get(None, self.node))

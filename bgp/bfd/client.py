@@ -47,6 +47,7 @@ class BfdClient:
         self._proc: asyncio.subprocess.Process | None = None
         self._stats: asyncio.Future[dict[str, Any]] | None = None
         self._stopping = False
+        self._needed = asyncio.Event()  # set once a session is wanted: no process before
 
     def configure(self, sessions: Sequence[dict[str, Any]]) -> None:
         """The wanted sessions (`bgp.bfd.daemon` wire form); sent now if the process runs."""
@@ -54,6 +55,8 @@ class BfdClient:
         if wanted == self._wanted:
             return
         self._wanted = wanted
+        if wanted:
+            self._needed.set()
         names = {item["name"] for item in wanted}
         for name in set(self.states) - names:
             del self.states[name]
@@ -61,23 +64,22 @@ class BfdClient:
         self._write({"sessions": wanted})
 
     async def run(self) -> None:
-        """Keep the BFD process running until cancelled (then it is ended without AdminDown:
-        call `stop` first for a graceful stop)."""
+        """Keep the BFD process running until `stop`. A cancelled `run` leaves the process to
+        `stop` (which can still send AdminDown); if this process dies instead, the BFD process
+        reads end of input and exits without a word, as a crash should look to the routers."""
         delay = BACKOFF[0]
-        try:
-            while not self._stopping:
-                began = asyncio.get_running_loop().time()
-                await self._run_once()
-                if self.stopping():
-                    return
-                if asyncio.get_running_loop().time() - began > 60:
-                    delay = BACKOFF[0]
-                _log.warning("BFD process exited; starting it again in %.1fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF[1])
-                self.restarts += 1
-        finally:
-            await self._end(graceful=False)
+        await self._needed.wait()
+        while not self._stopping:
+            began = asyncio.get_running_loop().time()
+            await self._run_once()
+            if self.stopping():
+                return
+            if asyncio.get_running_loop().time() - began > 60:
+                delay = BACKOFF[0]
+            _log.warning("BFD process exited; starting it again in %.1fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF[1])
+            self.restarts += 1
 
     def stopping(self) -> bool:
         return self._stopping
