@@ -93,7 +93,8 @@ def test_speaker_exposition() -> None:
         "# TYPE lbipam_bgp_routes_announced gauge\n"
         'lbipam_bgp_routes_announced{peer="tor-a"} 12.0\n'
         'lbipam_bgp_routes_announced{peer="tor-b"} 0.0\n'
-        "# HELP lbipam_bfd_session_state 1 for the BFD session's current state (Up, Down, Init, AdminDown), else 0\n"
+        "# HELP lbipam_bfd_session_state "
+        "1 for the BFD session's current state (Up, Down, Init, AdminDown), else 0\n"
         "# TYPE lbipam_bfd_session_state gauge\n"
         "# HELP lbipam_bfd_state_changes_total BFD session state changes, by the state entered\n"
         "# TYPE lbipam_bfd_state_changes_total counter\n"
