@@ -295,11 +295,13 @@ class SpeakerProcess:
 
     @classmethod
     async def start(
-        cls, kubeconfig: Path, node: str, runtime_dir: Path, log: Path, *flags: str
+        cls, kubeconfig: Path, node: str, runtime_dir: Path, log: Path, *flags: str, wrap: Sequence[str] = ()
     ) -> SpeakerProcess:
+        """`wrap`: a command prefix, e.g. `ip netns exec NS` (tests/lab.py)."""
         args = ["speaker", "--node", node, "--kubeconfig", str(kubeconfig), "--runtime-dir", str(runtime_dir)]
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
+                *wrap,
                 sys.executable,
                 "-m",
                 speaker_module(),
