@@ -98,6 +98,19 @@ class Lab:
     def cut(self, node: LabNode) -> None:
         ip("link", "set", node.link, "down", ns=node.ns)
 
+    async def revive(self, node: LabNode) -> None:
+        """A dead node boots again: link up, backend and speaker started (bench/failover.py)."""
+        ip("link", "set", node.link, "up", ns=node.ns)
+        ip("route", "replace", "default", "via", ROUTER, ns=node.ns)
+        await self.start_backend(node)
+        await self.start_speaker(node)
+
+    async def start_backend(self, node: LabNode) -> None:
+        node.backend = await asyncio.create_subprocess_exec(
+            *in_ns(node.ns, sys.executable, "-m", "tests.lab_backend", node.name, str(PORT)),
+            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
     # ---- Services -------------------------------------------------------------------------
     async def service(self, name: str, *, local: bool = False, endpoints: Sequence[str] = ()) -> str:
         """A LoadBalancer Service with ready endpoints on `endpoints` (default: every node);
@@ -208,10 +221,7 @@ async def lab(
                 await _objects(the_lab, bfd=bfd, hold_time=hold_time, graceful_restart=graceful_restart)
                 for node in lab_nodes:
                     node.directory.mkdir(parents=True, exist_ok=True)
-                    node.backend = await asyncio.create_subprocess_exec(
-                        *in_ns(node.ns, sys.executable, "-m", "tests.lab_backend", node.name, str(PORT)),
-                        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                    )  # fmt: skip
+                    await the_lab.start_backend(node)
                     await the_lab.start_speaker(node)
                 yield the_lab
             finally:
