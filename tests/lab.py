@@ -32,7 +32,7 @@ import yaml
 
 from tests.labrouters import NODE_ASN, ROUTER_ASN, BirdRouter, FrrRouter, LabRouter
 from tests.lbipam_harness import controller
-from tests.netns import ApiBridge, Namespaces, addr, entered, in_ns, ip, sysctl
+from tests.netns import ApiBridge, Namespaces, addr, in_ns, ip, socket_in, sysctl
 from tests.speaker_harness import SpeakerProcess, bgp_advertisement, bgp_peer, cluster, endpoint_slice
 
 ROUTER = "192.0.2.1"
@@ -133,8 +133,7 @@ class Lab:
         """GET http://address/ from the client namespace on a new connection: the node that
         answered, or None when it failed (refused, reset, timed out)."""
         loop = asyncio.get_running_loop()
-        with entered(self.client):
-            sock = __import__("socket").socket()
+        sock = socket_in(self.client)
         sock.setblocking(False)
         try:
             async with asyncio.timeout(timeout):

@@ -88,6 +88,7 @@ def bird_config(address: str, neighbors: dict[str, str], *, bfd: bool, hold_time
         "  passive on;",
         f"  hold time {hold_time};",
         "  graceful restart on;",
+        "  error wait time 1, 5;      # after a failure, take the node back soon (default 60-300 s)",
         f"  bfd {'on' if bfd else 'off'};",
         "  ipv4 { import all; export none; };",
         "}",
