@@ -1,12 +1,18 @@
-"""Network namespaces and veth pairs for the BFD and routed-lab tests (root only).
+"""Network namespaces and veth links, made and removed by the tests that use them (root only).
 
-Every name carries the test process's pid and a counter (`Names`), so parallel runs never
-collide; `Namespaces` removes everything it made on exit, also after a failure. Nothing here
-touches the host's own interfaces or routing table: both ends of every veth go into namespaces
-the test created. `socket_in(ns, ...)` makes a socket inside a namespace from this process
-(setns on this thread for the one call), which `ApiBridge` uses to let processes in the
-namespaces reach the test's embedded API server at the same 127.0.0.1 address and port.
-Used by tests/lab.py, tests/test_bfd_interop.py and bench/failover.py.
+- `async with namespace_pair("frr6") as pair:` creates `lbipam-<pid>-<tag>-r` (the router's side)
+  and `-s` (the speaker's side), each with loopback up and one veth end holding a documentation
+  address of each family: the router 192.0.2.1 / 2001:db8:53::1, the speaker 192.0.2.2 /
+  2001:db8:53::2 (no duplicate address detection, so they are usable at once).
+- `Namespaces` (the routed lab, BFD): namespaces and veths named with the pid and a counter,
+  removed on exit; `socket_in(ns)` makes a socket inside a namespace from this process (setns on
+  this thread for the one call), which `ApiBridge` uses to let processes in the namespaces reach
+  the test's embedded API server at the same 127.0.0.1 address and port.
+Nothing is added to the host's own namespace; everything made is deleted in `finally`, whatever
+happened. Names carry this process's pid, so parallel runs never collide. Needs root and
+iproute2 (`available()` / `can_run()` say whether this machine can). Used by tests/bgplab.py,
+tests/test_bgp_frr.py, tests/test_speaker_nexthop.py, tests/lab.py, tests/test_bfd_interop.py
+and bench/failover.py.
 """
 
 from __future__ import annotations
@@ -19,8 +25,70 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+
+from tests.bgplab import run
+
+ROUTER_V4, SPEAKER_V4 = "192.0.2.1", "192.0.2.2"
+ROUTER_V6, SPEAKER_V6 = "2001:db8:53::1", "2001:db8:53::2"
+
+
+def available() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@dataclass(frozen=True)
+class Pair:
+    router: str  # namespace names
+    speaker: str
+
+    def exec(self, namespace: str) -> list[str]:
+        """The argv prefix that runs a program inside `namespace`."""
+        return ["ip", "netns", "exec", namespace]
+
+
+async def _ip(*argv: str) -> str:
+    return await run("ip", *argv)
+
+
+@contextlib.asynccontextmanager
+async def namespace_pair(tag: str) -> AsyncIterator[Pair]:
+    base = f"lbipam-{os.getpid()}-{tag}"[:24]  # names of veth ends must fit IFNAMSIZ (15)
+    pair = Pair(f"{base}-r", f"{base}-s")
+    made: list[str] = []
+    try:
+        for namespace in (pair.router, pair.speaker):
+            await _ip("netns", "add", namespace)
+            made.append(namespace)
+            await _ip("-n", namespace, "link", "set", "lo", "up")
+        short = f"v{os.getpid() % 100000}{tag[:3]}"
+        await _ip(
+            "link",
+            "add",
+            f"{short}r",
+            "netns",
+            pair.router,
+            "type",
+            "veth",
+            "peer",
+            f"{short}s",
+            "netns",
+            pair.speaker,
+        )
+        for namespace, end, v4, v6 in (
+            (pair.router, f"{short}r", ROUTER_V4, ROUTER_V6),
+            (pair.speaker, f"{short}s", SPEAKER_V4, SPEAKER_V6),
+        ):
+            await _ip("-n", namespace, "addr", "add", f"{v4}/24", "dev", end)
+            await _ip("-n", namespace, "addr", "add", f"{v6}/64", "dev", end, "nodad")
+            await _ip("-n", namespace, "link", "set", end, "up")
+        yield pair
+    finally:
+        for namespace in reversed(made):
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                await asyncio.shield(_ip("netns", "del", namespace))
+
 
 CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)

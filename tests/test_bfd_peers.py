@@ -72,11 +72,11 @@ def test_a_peer_that_drops_bfd_is_released() -> None:
     assert bfd.states() == {}
 
 
-def test_nodestate_shows_bfd_only_when_enabled_and_says_why_a_session_is_down() -> None:
+def test_nodestate_shows_bfd_only_for_peers_with_bfd_enabled() -> None:
     node = NodeInfo(name="n1")
-    peers = [peer("plain"), peer("tor", bfd=BfdView())]
-    entries = peer_entries(node, peers, {}, bfd={"tor": "Down"}, held=frozenset({"tor"}))
+    peers = [peer("plain"), peer("tor", bfd=BfdView()), peer("new", bfd=BfdView())]
+    entries = peer_entries(node, peers, {}, bfd={"tor": "Up", "plain": "Up"})
     by_name = {e["name"]: e for e in entries}
     assert "bfd" not in by_name["plain"]
-    assert by_name["tor"]["bfd"] == "Down"
-    assert "held down until BFD is Up" in by_name["tor"]["lastError"]
+    assert by_name["tor"]["bfd"] == "Up"
+    assert by_name["new"]["bfd"] == "Down"  # no BFD report yet
