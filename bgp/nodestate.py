@@ -269,6 +269,11 @@ class Publisher:
         if events_only:
             return False
         entries = peer_entries(
-            report.node, report.peers, report.sessions, report.advertisements, report.plan.refusals, report.bfd
+            report.node,
+            report.peers,
+            report.sessions,
+            report.advertisements,
+            report.plan.refusals,
+            report.bfd,
         )
         return await self.writer.write(entries, owner=report.owner)

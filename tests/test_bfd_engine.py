@@ -151,3 +151,28 @@ async def test_the_bfd_process_runs_sessions_for_its_client(request: pytest.Fixt
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         peer.close(admin_down=False)
+
+
+async def test_multihop_sessions_use_their_own_port_and_accept_any_ttl(
+    request: pytest.FixtureRequest,
+) -> None:
+    a_addr, b_addr = pair(request.node.nodeid)
+    single, multi = free_udp_port(), free_udp_port()
+    a_seen: list[SessionStatus] = []
+    a = Engine(a_seen.append, single_hop_port=single, multihop_port=multi)
+    b = Engine(lambda _: None, single_hop_port=single, multihop_port=multi)
+    try:
+        a.configure([SessionSpec("b", b_addr, a_addr, multihop=True, timers=FAST)])
+        b.configure([SessionSpec("a", a_addr, b_addr, multihop=True, timers=FAST)])
+        await eventually(lambda: bool(a_seen) and a_seen[-1].state == State.UP, timeout=10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.bind((a_addr, single))  # nothing listens on the single-hop port: it is free
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as late:
+            late.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 60)  # a few routers away
+            late.bind((a_addr.rsplit(".", 1)[0] + ".3", 0))  # a stranger: counted unmatched, not TTL
+            late.sendto(encode(ControlPacket(State.DOWN, my_discriminator=0x99)), (a_addr, multi))
+            await eventually(lambda: a.stats.dropped_unmatched + a.stats.dropped_ttl > 0, timeout=5)
+        assert a.stats.dropped_ttl == 0  # RFC 5883: no TTL rule; it failed only to match a session
+    finally:
+        a.close(admin_down=False)
+        b.close(admin_down=False)
