@@ -10,8 +10,9 @@ from pathlib import Path
 from bgp.main import add_speaker_parser
 from lbipam.demo.flags import add_parser as add_demo_parser
 from lbipam.observe.flags import add_observe_flags
+from lbipam.tools import add_compat, plan_cli
 from lbipam.tools import check as check_tool
-from lbipam.tools import plan_cli
+from lbipam.tools import migrate as migrate_tool
 from lbipam.tools import status as status_tool
 
 Command = Callable[[argparse.Namespace], int]
@@ -146,6 +147,7 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="ciliumnode-pool: free IPs allowed above the pre-allocation before the pool is trimmed, "
         "unless spec.ipam.max-above-watermark says otherwise (default 8)",
     )
+    add_compat(cmd)
     cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_observe_flags(cmd)
     cmd.set_defaults(run=_cmd_controller)
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     status_tool.add_parser(sub)
     check_tool.add_parser(sub)
     plan_cli.add_parser(sub)
+    migrate_tool.add_parser(sub)
     return parser
 
 

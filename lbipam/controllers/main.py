@@ -33,6 +33,7 @@ def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
         default_class=not args.no_default_class,
         reuse_delay=args.reuse_delay,
         concurrency=args.concurrency,
+        compat=args.compat,
     )
     leader = replace(LeaderOptions(), enabled=not args.no_leader_elect, lease_name=args.lease_name)
     if args.lease_namespace:

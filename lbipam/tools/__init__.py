@@ -3,7 +3,7 @@
 Each command's module exposes `add_parser(sub)` (its flags and help) and `run(args) -> int` (its
 exit code); `lbipam.cli` wires them. Exit codes: 0 clean, 1 findings (`check`, `plan --check`),
 2 an error (no API, bad flags or input), as grep and diff do. This module owns the helpers the
-three share: plain-text tables, comma lists and the common flags.
+three share: plain-text tables, comma lists and the common flags (`--compat` is the controller's too).
 """
 
 from __future__ import annotations
@@ -47,6 +47,29 @@ def add_output(cmd: argparse.ArgumentParser, *choices: str) -> None:
         choices=choices,
         default=choices[0],
         help=f"output format: {', '.join(choices)} (default {choices[0]})",
+    )
+
+
+def _compat_sources(text: str) -> frozenset[str]:
+    from lbipam.core.compat import parse_sources  # noqa: PLC0415  # only when the flag is given
+
+    try:
+        return parse_sources(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_compat(cmd: argparse.ArgumentParser) -> None:
+    """`--compat metallb,cilium`: read those projects' Service annotations as lbipam's."""
+    cmd.add_argument(
+        "--compat",
+        type=_compat_sources,
+        default=frozenset(),
+        metavar="metallb,cilium",
+        help="also read MetalLB's (metallb.io/ and metallb.universe.tf/ loadBalancerIPs, "
+        "address-pool, allow-shared-ip) and Cilium's (lbipam.cilium.io/ips, sharing-key, "
+        "sharing-cross-namespace) Service annotations as their lbipam.io/ equivalents, as a cluster "
+        "moving over needs; lbipam's own annotations win (default: neither)",
     )
 
 

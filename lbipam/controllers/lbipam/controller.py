@@ -34,6 +34,7 @@ class LBOptions:
     default_class: bool = True  # handle Services without a loadBalancerClass
     reuse_delay: float = 30.0  # seconds a released IP is held back
     concurrency: int = 8  # writes in flight
+    compat: frozenset[str] = frozenset()  # --compat: MetalLB's / Cilium's Service annotations read too
 
 
 def _key(obj: Obj) -> str:
@@ -131,6 +132,6 @@ class LBController(PlanningLoop):
         cached = self._views.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class)
+        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class, self.options.compat)
         self._views[key] = (version, view)
         return view
