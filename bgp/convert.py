@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 
-from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo
+from bgp.views import AdvertisementView, AnnouncedService, BfdView, NodeInfo, PeerView, PoolInfo
 from lbipam.api import BGPAdvertisement, BGPPeer, LoadBalancerIPPool, compiled, describe_errors
 from lbipam.api.common import check_safe
 from lbipam.api.podcidrpool import AcceptedFamilies, PodCIDRPoolSpec
@@ -211,6 +211,9 @@ def peer_view(
         families=tuple(spec.families),
         node_selector=compiled(spec.node_selector),
         problems=tuple(p.message for p in problems),
+        bfd=BfdView(spec.bfd.min_rx_ms, spec.bfd.min_tx_ms, spec.bfd.multiplier)
+        if spec.bfd.enabled
+        else None,
     )
     return view, problems
 

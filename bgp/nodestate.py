@@ -73,11 +73,13 @@ def peer_entries(
     sessions: Mapping[str, Session],
     advertisements: Sequence[AdvertisementView] = (),
     refusals: Mapping[str, Sequence[str]] | None = None,
+    bfd: Mapping[str, str] | None = None,
 ) -> list[Obj]:
     """status.peers, sorted by name: every peer this node opens (or would, but for a problem).
 
     lastError joins the session's own error, the peer's problems, and the problems and refused
-    routes of the advertisements that target the peer from this node.
+    routes of the advertisements that target the peer from this node. `bfd` (BGPPeer name ->
+    BFD state) gives `bfd` for the peers with BFD enabled; absent when BFD is off.
     """
     refusals = refusals or {}
     entries = []
@@ -102,6 +104,8 @@ def peer_entries(
         }
         if session is not None and session.since is not None:
             entry["since"] = rfc3339(session.since)
+        if peer.bfd is not None and bfd is not None:
+            entry["bfd"] = bfd.get(peer.name, "Down")
         entries.append(entry)
     return entries
 
@@ -219,6 +223,7 @@ class Report:
     objects: Mapping[tuple[str, str], Obj]  # (kind, name) -> object, for the Events
     owner: Mapping[str, Any] | None  # the Node
     sessions: Mapping[str, Session] = field(default_factory=dict)
+    bfd: Mapping[str, str] = field(default_factory=dict)  # BGPPeer name -> BFD state
 
 
 class Publisher:
@@ -264,6 +269,11 @@ class Publisher:
         if events_only:
             return False
         entries = peer_entries(
-            report.node, report.peers, report.sessions, report.advertisements, report.plan.refusals
+            report.node,
+            report.peers,
+            report.sessions,
+            report.advertisements,
+            report.plan.refusals,
+            report.bfd,
         )
         return await self.writer.write(entries, owner=report.owner)

@@ -7,11 +7,13 @@ converts the snapshot to views (`bgp.convert`), plans (`bgp.planner.plan_routes`
 to the driver (which makes ExaBGP announce exactly that), and has `bgp.nodestate.Publisher` tell
 people (BGPNodeState, Events about bad input and refusing routers). Secrets holding TCP-MD5
 passwords are read by name (`bgp.secrets`) when a peer changes and again every `secret_refresh`.
+BFD (`bgp.bfdpeers`, its own process) runs with the peers that enable it; a BFD Down holds the
+peer's BGP session down (`driver.hold_down`) until BFD is Up again (`driver.release`).
 
 Shutdown (the task is cancelled on SIGTERM): planning stops; `bgp.rules.on_sigterm` decides per
 peer whether this is a rollout (graceful restart: the routes stay with the router until the next
 speaker's End-of-RIB) or a drain / departure (withdraw first); `driver.stop(keep)` does it and
-stops ExaBGP; BGPNodeState then shows the sessions down. Called by `bgp.main`; tests run
+stops ExaBGP; BFD then says AdminDown; BGPNodeState shows the sessions down. Called by `bgp.main`; tests run
 `Speaker.run()` as a task.
 """
 
@@ -24,6 +26,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from bgp.bfdpeers import BfdPeers
 from bgp.convert import (
     Problem,
     advertisement_view,
@@ -70,6 +73,8 @@ class Driver(Protocol):
     async def apply(self, plan: RoutePlan, peers: Sequence[PeerView]) -> None: ...
     async def stop(self, keep: Collection[str] = ()) -> None: ...
     def sessions(self) -> Mapping[str, Session]: ...
+    async def hold_down(self, peer: str, reason: str) -> None: ...
+    async def release(self, peer: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class Speaker:
         *,
         recorder: EventRecorder | None = None,
         status: StatusWriter | None = None,
+        bfd: BfdPeers | None = None,
     ) -> None:
         self.kube = kube
         self.driver = driver
@@ -112,6 +118,9 @@ class Speaker:
         self.reporter = ProblemReporter(recorder or EventRecorder(kube, SPEAKER, options.node[:128]))
         self.nodestate = NodeStateWriter(kube, status or StatusWriter(kube, SPEAKER_FIELD_MANAGER), self.node)
         self.publisher = Publisher(self.nodestate, self.reporter, options.status_interval)
+        self._bfd_hold = asyncio.Event()  # BFD changed which BGP sessions to hold down
+        self.bfd = bfd or BfdPeers()
+        self.bfd.on_change, self.bfd.on_hold = self.publisher.due, self._bfd_hold.set
         self.plans = 0  # rounds planned and applied (tests wait on it)
         self.plan: RoutePlan | None = None
         self.ready = asyncio.Event()  # the first plan is applied
@@ -171,10 +180,8 @@ class Speaker:
 
     def peer_metrics(self) -> dict[str, PeerMetrics]:
         """lbipam_bgp_session_up / lbipam_bgp_routes_announced, per BGPPeer, at scrape time."""
-        return {
-            name: PeerMetrics(up=s.state == "Established", routes=s.advertised)
-            for name, s in self.driver.sessions().items()
-        }
+        sessions = self.driver.sessions().items()
+        return {name: self.bfd.metrics(name, s.state == "Established", s.advertised) for name, s in sessions}
 
     def changed(self) -> None:
         """The driver's change notification: a session changed state; rewrite BGPNodeState."""
@@ -190,6 +197,8 @@ class Speaker:
                 group.create_task(self._plan_loop(), name="speaker-plan")
                 group.create_task(self.publisher.run(self._current), name="speaker-nodestate")
                 group.create_task(self._secret_timer(), name="speaker-secrets")
+                group.create_task(self.bfd.run(), name="speaker-bfd")
+                group.create_task(self._bfd_holds(), name="speaker-bfd-holds")
         finally:
             await self._shutdown()
 
@@ -201,6 +210,7 @@ class Speaker:
             self._log.info("ExaBGP stopped, routes left to graceful restart", peers=sorted(keep))
         else:
             self._log.info("routes withdrawn, ExaBGP stopped")
+        await self.bfd.stop(admin_down=True)  # AdminDown: the routers see a stop, not a failure
         # Best effort, bounded: the routes are gone already, this only tells people so.
         write = asyncio.ensure_future(self.publisher.publish(self._current()))
         done, _ = await asyncio.wait({write}, timeout=5.0)
@@ -257,6 +267,19 @@ class Speaker:
         await asyncio.sleep(max(0.0, wait))  # a rate limit; 0: what came with this change comes along
         self._wake.clear()
 
+    async def _bfd_holds(self) -> None:
+        """Hand the driver the BGP sessions BFD holds down, and those it lets up again."""
+        held: frozenset[str] = frozenset()
+        while True:
+            await self._bfd_hold.wait()
+            self._bfd_hold.clear()
+            now = self.bfd.held()
+            for name in sorted(now - held):
+                await self.driver.hold_down(name, "BFD is down; up again when BFD is Up")
+            for name in sorted(held - now):
+                await self.driver.release(name)
+            held = now
+
     async def _secret_timer(self) -> None:
         while True:
             await asyncio.sleep(self.options.secret_refresh)
@@ -287,6 +310,7 @@ class Speaker:
         self._accepted, pools = pool_infos(self.pools.list(), self._accepted)
         plan = plan_routes(node, peers, ads, self._services(), pools, pod_pool_infos(self.pod_pools.list()))
         opened = [p for p in peers if not p.problems and p.node_selector.matches(node.labels)]
+        self.bfd.configure(opened)
         # A SIGTERM may cancel this mid-way: the driver keeps what it is unsure of, and stop()
         # withdraws that too.
         await self.driver.apply(plan, opened)
@@ -362,4 +386,4 @@ class Speaker:
         if self._report is None:
             return None
         owner = self.nodes.get(None, self.node) or self._report.owner
-        return replace(self._report, sessions=self.driver.sessions(), owner=owner)
+        return replace(self._report, sessions=self.driver.sessions(), owner=owner, bfd=self.bfd.states())

@@ -18,6 +18,15 @@ FAMILIES = ("ipv4-unicast", "ipv6-unicast")
 
 
 @dataclass(frozen=True, slots=True)
+class BfdView:
+    """BGPPeer spec.bfd when enabled: the timers of the session (milliseconds)."""
+
+    min_rx_ms: int = 300
+    min_tx_ms: int = 300
+    multiplier: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class PeerView:
     """One BGPPeer as this node's speaker opens it."""
 
@@ -36,6 +45,7 @@ class PeerView:
     families: tuple[str, ...] = FAMILIES
     node_selector: Selector = EVERYTHING
     problems: tuple[str, ...] = ()  # why the peer is not opened (names the field)
+    bfd: BfdView | None = None  # None: BFD is off
 
     @property
     def ibgp(self) -> bool:

@@ -361,12 +361,21 @@ class SpeakerProcess:
 
     @classmethod
     async def start(
-        cls, kubeconfig: Path, node: str, runtime_dir: Path, log: Path, *flags: str, cwd: Path = ROOT
+        cls,
+        kubeconfig: Path,
+        node: str,
+        runtime_dir: Path,
+        log: Path,
+        *flags: str,
+        cwd: Path = ROOT,
+        wrap: Sequence[str] = (),
     ) -> SpeakerProcess:
-        """Run it in `cwd`; `runtime_dir` as given (a relative one is resolved there)."""
+        """Run it in `cwd`; `runtime_dir` as given (a relative one is resolved there); `wrap`: a
+        command prefix, e.g. `ip netns exec NS` (tests/lab.py)."""
         args = ["speaker", "--node", node, "--kubeconfig", str(kubeconfig), "--runtime-dir", str(runtime_dir)]
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
+                *wrap,
                 sys.executable,
                 "-m",
                 speaker_module(),
