@@ -1,8 +1,10 @@
 # lbipam: one image for `lbipam controller` and `lbipam speaker` (ExaBGP comes with the Python
-# package). Build: docker build -t lbipam:0.1.0 .   deploy/ runs it as uid 65532, read-only.
+# package), and `lbipam demo` (the example objects are package data). deploy/ runs it as uid 65532,
+# read-only. Build and push to your registry (README.md, "Deploying on a cluster"):
+#   docker build -t REGISTRY/lbipam:0.1.0 . && docker push REGISTRY/lbipam:0.1.0
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY lbipam ./lbipam
 COPY bgp ./bgp
 # Wheels of lbipam and of every dependency, so the final stage installs without build tools.

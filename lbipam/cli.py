@@ -10,9 +10,11 @@ from pathlib import Path
 from bgp.main import add_speaker_parser
 from lbipam.demo.flags import add_parser as add_demo_parser
 from lbipam.observe.flags import add_observe_flags
+from lbipam.tools import add_compat, plan_cli
 from lbipam.tools import check as check_tool
-from lbipam.tools import plan_cli
+from lbipam.tools import migrate as migrate_tool
 from lbipam.tools import status as status_tool
+from lbipam.usererror import run_command
 
 Command = Callable[[argparse.Namespace], int]
 # Kept here (not imported) so that `lbipam --help` imports nothing heavy.
@@ -146,6 +148,7 @@ def _add_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="ciliumnode-pool: free IPs allowed above the pre-allocation before the pool is trimmed, "
         "unless spec.ipam.max-above-watermark says otherwise (default 8)",
     )
+    add_compat(cmd)
     cmd.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     add_observe_flags(cmd)
     cmd.set_defaults(run=_cmd_controller)
@@ -171,13 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     status_tool.add_parser(sub)
     check_tool.add_parser(sub)
     plan_cli.add_parser(sub)
+    migrate_tool.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags and run the subcommand. Every subcommand runs through `run_command`: a
+    user's mistake (`lbipam.usererror.UserError`: a bad kubeconfig, a missing program, a port in
+    use) is one line on stderr and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     run: Command = args.run
-    return run(args)
+    return run_command(args.command, run, args)
 
 
 if __name__ == "__main__":

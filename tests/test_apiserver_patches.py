@@ -825,24 +825,55 @@ def test_pending_load_balancer_and_node_ports() -> None:
 def test_custom_resource_table_uses_the_printer_columns() -> None:
     pool = stored(pool_config(disabled=True))
     pool["spec"]["blocks"].append({"cidr": "198.51.100.0/24"})
-    pool["status"] = {"ipv4": {"used": 3, "available": 251}}
+    pool["status"] = {
+        "conditions": [
+            {"type": "Conflict", "status": "False", "reason": "NoOverlap"},
+            {"type": "Ready", "status": "True", "reason": "Valid"},
+        ],
+        "ipv4": {"total": "508", "used": 3, "available": 505},
+        "blocks": "192.0.2.0/24, 198.51.100.0/24",
+    }
     table = tables.render_table(
         POOL, [pool], list_meta={}, include_object="Object", now=T0 + timedelta(hours=3)
     )
     names = [c["name"] for c in table["columnDefinitions"]]
     assert names == [
         "Name",
+        "Ready",
         "Disabled",
         "Blocks",
+        "IPv4 Total",
         "IPv4 Used",
         "IPv4 Available",
+        "IPv6 Total",
         "IPv6 Used",
         "IPv6 Available",
         "Age",
     ]
-    # Like apiextensions' table convertor: the first match only, printed as Go prints a map.
-    assert table["rows"][0]["cells"] == ["blue", True, "map[cidr:192.0.2.0/24]", "3", "251", None, None, "3h"]
+    # Ready through a filter on the conditions; numbers in string columns printed as Go prints them.
+    assert table["rows"][0]["cells"] == [
+        "blue",
+        "True",
+        True,
+        "192.0.2.0/24, 198.51.100.0/24",
+        "508",
+        "3",
+        "505",
+        None,
+        None,
+        None,
+        "3h",
+    ]
     assert table["rows"][0]["object"] == pool
+
+
+def test_a_column_of_a_list_shows_its_first_item_as_go_prints_it() -> None:
+    """Like apiextensions' table convertor: `[*]` yields every item, the cell is the first, and a
+    map prints as Go prints one (why the lbpool column reads `status.blocks`, a string)."""
+    blocks = [{"cidr": "192.0.2.0/24"}, {"start": "198.51.100.1", "stop": "198.51.100.9"}]
+    found = tables.find({"spec": {"blocks": blocks}}, tables.parse_jsonpath(".spec.blocks[*]"))
+    assert found == blocks
+    assert tables.go_print(found[0]) == "map[cidr:192.0.2.0/24]"
 
 
 def test_watch_tables_can_leave_out_the_headers() -> None:
@@ -881,6 +912,30 @@ def test_jsonpath_subset() -> None:
     assert tables.find(obj, tables.parse_jsonpath(".a.b[-1].c")) == [2]
     assert tables.find(obj, tables.parse_jsonpath("{.a['m'].x}")) == ["y"]
     assert tables.find(obj, tables.parse_jsonpath(".a.missing")) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "found"),
+    [
+        pytest.param('.c[?(@.type=="Ready")].status', ["True"], id="equal"),
+        pytest.param(".c[?(@.type!='Ready')].status", ["False", "Unknown"], id="not-equal"),
+        pytest.param('.c[?(@.type=="Gone")].status', [], id="no-match"),
+        pytest.param(".c[?(@.n==2)].type", ["Conflict"], id="number"),
+        pytest.param(".c[?(@.on==true)].type", ["Ready"], id="boolean"),
+        pytest.param('.c[?(@.meta.kind=="x")].type', ["Exhausted"], id="nested-field"),
+        pytest.param('.missing[?(@.type=="Ready")].status', [], id="no-list"),
+    ],
+)
+def test_jsonpath_filters(path: str, found: list[Any]) -> None:
+    """`[?(@.field==literal)]`, as printer columns read a condition (kube-apiserver's jsonpath)."""
+    obj = {
+        "c": [
+            {"type": "Ready", "status": "True", "on": True},
+            {"type": "Conflict", "status": "False", "n": 2},
+            {"type": "Exhausted", "status": "Unknown", "meta": {"kind": "x"}},
+        ]
+    }
+    assert tables.find(obj, tables.parse_jsonpath(path)) == found
 
 
 # --- discovery and OpenAPI ---------------------------------------------------------------------------------

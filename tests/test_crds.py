@@ -25,7 +25,7 @@ from lbipam.api.schemacheck import crd_schema, schema_errors, structural_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = ROOT / "crds"
-EXAMPLES = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "lbipam" / "examples").glob("*.yaml"))  # deploy/examples/ holds copies
 BAD_MANIFESTS = sorted((ROOT / "tests" / "data" / "bad-manifests").glob("*.yaml"))
 REGENERATE = (
     "regenerate with: python -c 'from lbipam.api.crdgen import write_crds; write_crds(\"crds\")' "

@@ -1,6 +1,8 @@
 """`lbipam demo` as a user runs it: a subprocess that prints every example Service with an IP
 from the right pool (and, with --with-bird, the routes BIRD received), gives an IP to a Service
-applied afterwards with the stock kubectl, and exits 0 on Ctrl-C (SIGINT) after withdrawing."""
+applied afterwards with the stock kubectl, and exits 0 on Ctrl-C (SIGINT) after withdrawing and
+saying what it withdrew. `--db FILE` run twice resumes: every Service keeps its IP. `--keep`
+keeps the log it names."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from pathlib import Path
 import netaddr
 import pytest
 
-# Service -> the pool its IPs must come from (deploy/examples/pools.yaml + demo-cluster.yaml).
+from lbipam.demo.bird import SBIN
+
+# Service -> the pool its IPs must come from (lbipam/examples/pools.yaml + demo-cluster.yaml).
 EXPECTED = {
     "default/web": ("default", ["192.0.2.0/24", "198.51.100.10/31", "198.51.100.12/30", "198.51.100.16/30",
                                 "198.51.100.20/32"]),
@@ -59,8 +63,8 @@ class Demo:
 
 
 @asynccontextmanager
-async def demo(tmp_path: Path, *flags: str) -> AsyncIterator[Demo]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+async def demo(tmp_path: Path, *flags: str, path: str | None = None) -> AsyncIterator[Demo]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path or os.environ.get("PATH", "")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lbipam", "demo", "--kubeconfig-out", str(tmp_path / "kubeconfig"), *flags,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
@@ -107,10 +111,22 @@ async def kubectl_apply(kubeconfig: Path, manifest: str) -> None:
     assert proc.returncode == 0, out.decode()
 
 
-async def interrupt(run: Demo) -> None:
+async def interrupt(run: Demo) -> list[str]:
+    """Ctrl-C; what the demo printed from then on, once it exited 0."""
+    assert run.proc.stdout is not None
+    assert run.proc.stderr is not None
     run.proc.send_signal(signal.SIGINT)
     async with asyncio.timeout(60):
-        assert await run.proc.wait() == 0, (run.lines, (await run.proc.stderr.read()).decode()[-2000:])  # type: ignore[union-attr]
+        rest = (await run.proc.stdout.read()).decode().splitlines()
+        assert await run.proc.wait() == 0, (run.lines, rest, (await run.proc.stderr.read()).decode()[-2000:])
+    return rest
+
+
+def without_sbin() -> str:
+    """PATH without /usr/sbin and /usr/local/sbin, where Debian puts bird: as a plain user's."""
+    return os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if d.rstrip("/") not in SBIN
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,14 +136,18 @@ async def interrupt(run: Demo) -> None:
         pytest.param(
             ("--with-bird",),
             id="with-bird",
-            marks=pytest.mark.skipif(not shutil.which("bird"), reason="needs BIRD 2 (.ci/run installs it)"),
+            marks=pytest.mark.skipif(
+                not shutil.which("bird", path=os.pathsep.join([os.environ.get("PATH", ""), *SBIN])),
+                reason="needs BIRD 2 (.ci/run installs it)",
+            ),
         ),
     ],
 )
 async def test_the_demo_assigns_announces_takes_new_services_and_stops(
     tmp_path: Path, flags: tuple[str, ...]
 ) -> None:
-    async with demo(tmp_path, *flags) as run:
+    # With BIRD: on a PATH without the sbin folders, where Debian's bird is not: the demo looks there.
+    async with demo(tmp_path, *flags, path=without_sbin() if flags else None) as run:
         seen = await check_table(run)
         if flags:
             await run.line_matching(lambda line: line.startswith("BIRD (127.0.0.1) received"))
@@ -139,15 +159,43 @@ async def test_the_demo_assigns_announces_takes_new_services_and_stops(
         ip = line.split(":", 1)[1].split()[0]
         assert in_pool(ip, EXPECTED["default/web"][1]), line
         assert "(pool default)" in line
+        goodbye = await interrupt(run)
+    if flags:  # node-a announces the 6 example IPs, node-b all but ingress's (eTP Local); extra
+        # has no endpoint, so nobody announces it
+        assert goodbye == [
+            "Stopped. Withdrawn:",
+            "  node-a: 6 routes from demo-node-a (127.0.0.1)",
+            "  node-b: 5 routes from demo-node-b (127.0.0.1)",
+        ]
+    else:
+        assert goodbye == ["Stopped. No session was up, so no router held a route: nothing to withdraw."]
+
+
+async def test_a_second_run_on_the_same_db_resumes_with_the_same_ips(tmp_path: Path) -> None:
+    """The Nodes keep their PodCIDRs (which cannot be taken back), every Service its IP, and the
+    Service applied in the first run is still there; `--keep` keeps the log it names."""
+    db = tmp_path / "demo.db"
+    async with demo(tmp_path, "--db", str(db), "--keep") as run:
+        first = await check_table(run)
+        await run.line_matching(lambda line: line.startswith("Ctrl-C"))
+        await kubectl_apply(tmp_path / "kubeconfig", EXTRA)
+        extra = (await run.line_matching(lambda line: line.startswith("default/extra:"))).split()[1]
+        goodbye = await interrupt(run)
+    kept = [line for line in goodbye if line.startswith("kept ")]
+    assert len(kept) == 1, goodbye
+    workdir = Path(kept[0].split()[1].rstrip(":"))
+    try:
+        assert "demo.log" in kept[0].split(": ", 1)[1].split(", ")
+        log = (workdir / "demo.log").read_text()
+        assert "lbipam.controller" in log
+        assert "ExaBGP started" in log
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    async with demo(tmp_path, "--db", str(db)) as run:
+        resumed = await run.line_matching(lambda line: line.startswith("resuming "))
+        assert resumed.startswith(f"resuming {db}: ")
+        assert await check_table(run) == first
+        rows = [line.split()[1] for line in run.lines if line.startswith("default/extra ")]
+        assert rows == [extra], run.lines
         await interrupt(run)
-
-
-async def test_without_examples_the_demo_says_where_it_looked(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lbipam", "demo", "--examples", str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        _, err = await proc.communicate()
-    assert proc.returncode == 2
-    assert f"no example objects in {tmp_path}" in err.decode()

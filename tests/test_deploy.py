@@ -1,6 +1,12 @@
-"""deploy/ and the Dockerfile: the kustomize base renders with the stock kubectl, every object is
+"""deploy/ and the Dockerfile: the kustomizations render with the stock kubectl, every object is
 valid Kubernetes 1.32, and the pieces agree with each other and with the code (flags, ports,
 probes, selectors, service accounts, the CRDs generated from the models, the image's user).
+
+deploy/ installs the CRDs and the workloads and needs no Prometheus Operator; deploy/crds/ and
+deploy/workloads/ are its two halves (upgraded and uninstalled apart: deleting the workloads keeps
+the pools); deploy/with-monitoring/ adds the monitoring Component; an overlay's `images:` points
+the workloads at a registry. deploy/examples/ are the package's own examples (`lbipam demo`'s),
+kept equal by a test.
 
 Validation: built-in kinds against Kubernetes 1.32's JSON schemas (`kubernetes-validate`, strict:
 unknown fields are errors). The Prometheus Operator kinds (PrometheusRule, ServiceMonitor) have no
@@ -11,6 +17,7 @@ the Dockerfile and .dockerignore are read and checked against deploy/ and the pa
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 from pathlib import Path
@@ -22,7 +29,20 @@ import pytest
 from bgp.main import add_speaker_parser
 from lbipam.api.crdgen import crd_dicts, crd_filename, render_crd_yaml
 from lbipam.cli import build_parser
-from tests.deploy_harness import DEPLOY, NAMESPACE, ROOT, WORKLOADS, Obj, find, ident, rendered
+from tests.deploy_harness import (
+    CRDS_ONLY,
+    DEPLOY,
+    MONITORED,
+    NAMESPACE,
+    ROOT,
+    WORKLOADS,
+    WORKLOADS_ONLY,
+    Obj,
+    find,
+    ident,
+    kustomize,
+    rendered,
+)
 
 KUBERNETES = "1.32"
 OPERATOR_KINDS = {"PrometheusRule", "ServiceMonitor"}  # monitoring.coreos.com/v1: no schema here
@@ -53,11 +73,75 @@ def test_base_renders_what_lbipam_needs() -> None:
             "Service/lbipam-controller-metrics",
             "DaemonSet/lbipam-speaker",
             "Service/lbipam-speaker-metrics",
-            "ServiceMonitor/lbipam",
-            "PrometheusRule/lbipam",
         ]
     )
     assert "CustomResourceDefinition/ciliumnodes.cilium.io" not in kinds  # tests and embedded use only
+
+
+def test_the_install_needs_no_prometheus_operator() -> None:
+    """A vanilla cluster takes `kubectl apply -k deploy/`: nothing of monitoring.coreos.com."""
+    assert not [ident(d) for d in rendered() if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert not [ident(d) for d in rendered(WORKLOADS_ONLY) if d["kind"] in OPERATOR_KINDS]
+
+
+def test_crds_and_workloads_are_the_two_halves_of_the_install() -> None:
+    """deploy/crds/ and deploy/workloads/ render exactly what deploy/ does, and nothing twice: the
+    CRDs are upgraded on their own, and `kubectl delete -k deploy/workloads/` deletes no CRD (so
+    no pool, peer or advertisement)."""
+    crds, workloads = rendered(CRDS_ONLY), rendered(WORKLOADS_ONLY)
+    assert {d["kind"] for d in crds} == {"CustomResourceDefinition"}
+    assert "CustomResourceDefinition" not in {d["kind"] for d in workloads}
+    assert sorted(map(ident, crds + workloads)) == sorted(map(ident, rendered()))
+    by_ident = {ident(d): d for d in rendered()}
+    assert all(by_ident[ident(d)] == d for d in crds + workloads)
+
+
+def test_the_monitoring_component_adds_the_operator_kinds_to_the_workloads() -> None:
+    monitored = rendered(MONITORED)
+    operator = sorted(ident(d) for d in monitored if d["kind"] in OPERATOR_KINDS)
+    assert operator == ["PrometheusRule/lbipam", "ServiceMonitor/lbipam"]
+    rest = [d for d in monitored if d["kind"] not in OPERATOR_KINDS]
+    assert sorted(map(ident, rest)) == sorted(map(ident, rendered(WORKLOADS_ONLY)))
+    for doc in (d for d in monitored if d["kind"] in OPERATOR_KINDS):
+        assert doc["metadata"]["namespace"] == NAMESPACE
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "lbipam"
+
+
+def test_an_overlay_points_the_workloads_at_a_registry(tmp_path: Path) -> None:
+    """README's overlay: `images:` renames the image of both workloads, and only that."""
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources:\n"
+        f"  - {os.path.relpath(DEPLOY, tmp_path)}\n"
+        "images:\n"
+        "  - name: lbipam\n"
+        "    newName: registry.example.com/lbipam\n"
+        "    newTag: 0.1.0\n"
+    )
+    result = kustomize(tmp_path)
+    assert result.returncode == 0, result.stderr
+    images = re.findall(r"^\s*image: (\S+)$", result.stdout, flags=re.MULTILINE)
+    assert images == ["registry.example.com/lbipam:0.1.0"] * len(WORKLOADS)
+    default = [c["image"] for kind, name in WORKLOADS.values() for c in pod_spec_of(find(kind, name))]
+    assert default == ["lbipam:0.1.0"] * len(WORKLOADS)
+
+
+def pod_spec_of(workload: Obj) -> list[Obj]:
+    containers: list[Obj] = workload["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (DEPLOY / "examples").glob("*.yaml")))
+def test_deploy_examples_are_the_packaged_ones(name: str) -> None:
+    """deploy/examples/ is for kubectl users; `lbipam demo` loads the package's (lbipam/examples/),
+    which also holds the demo's make-believe cluster (Nodes, Services) that no cluster should get."""
+    packaged = ROOT / "lbipam" / "examples" / name
+    assert packaged.exists(), f"deploy/examples/{name} is not in lbipam/examples/"
+    assert (DEPLOY / "examples" / name).read_bytes() == packaged.read_bytes(), f"copy lbipam/examples/{name}"
+
+
+def test_deploy_examples_hold_no_make_believe_cluster() -> None:
+    assert not (DEPLOY / "examples" / "demo-cluster.yaml").exists()
+    assert (ROOT / "lbipam" / "examples" / "demo-cluster.yaml").exists()
 
 
 @pytest.mark.parametrize("doc", [d for d in rendered() if d["kind"] not in OPERATOR_KINDS], ids=ident)
@@ -71,8 +155,9 @@ def test_object_is_valid_kubernetes(doc: Obj) -> None:
 
 @pytest.mark.parametrize("kind", sorted(OPERATOR_KINDS))
 def test_operator_kinds_have_no_schema_in_kubernetes_validate(kind: str) -> None:
-    """Why they are checked by hand below; if the package ever ships them, validate them there."""
-    doc = next(d for d in rendered() if d["kind"] == kind)
+    """Why they are checked by hand in test_deploy_monitoring.py; if the package ever ships them,
+    validate them there."""
+    doc = next(d for d in rendered(MONITORED) if d["kind"] == kind)
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
@@ -92,7 +177,11 @@ def test_the_validator_rejects_what_it_should() -> None:
 def test_deploy_crds_are_the_generated_ones() -> None:
     """kustomize reads only files below deploy/, so the CRDs are copied into deploy/crds/."""
     expected = {crd_filename(d): render_crd_yaml(d) for d in crd_dicts()}
-    present = {p.name: p.read_text(encoding="utf-8") for p in (DEPLOY / "crds").glob("*.yaml")}
+    present = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in (DEPLOY / "crds").glob("*.yaml")
+        if p.name != "kustomization.yaml"
+    }
     fix = "regenerate: python -c 'from lbipam.api.crdgen import write_crds; write_crds(\"deploy/crds\")'"
     assert sorted(present) == sorted(expected), fix
     for name, text in expected.items():
@@ -163,7 +252,7 @@ def test_controller_runs_two_leader_elected_replicas() -> None:
     args = parse_args("controller")
     assert args.command == "controller"
     assert not args.no_leader_elect
-    assert (args.metrics_port, args.metrics_address) == (7472, "0.0.0.0")
+    assert (args.metrics_port, args.metrics_address) == (7472, "::")  # both families
     # The Lease lives in the pod's namespace, where the leader-election Role grants it.
     assert env_from(container("controller"), "POD_NAMESPACE") == "metadata.namespace"
     role = find("Role", "lbipam-controller-leader-election")
@@ -231,7 +320,7 @@ def test_pods_run_unprivileged(component: str) -> None:
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["runAsNonRoot"] is True
-    assert sc["capabilities"] == {"drop": ["ALL"]}  # and nothing added: see deploy/speaker.yaml
+    assert sc["capabilities"] == {"drop": ["ALL"]}  # and nothing added: see deploy/workloads/speaker.yaml
     assert "privileged" not in sc
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) == {"cpu", "memory"}, (component, kind)
@@ -314,6 +403,8 @@ def test_build_context_holds_what_pip_install_reads() -> None:
     for needed in (
         "pyproject.toml",
         "README.md",
+        "LICENSE",  # pyproject's license-files
+        "lbipam/examples/demo-cluster.yaml",  # `lbipam demo` in the image
         "lbipam/cli.py",
         "bgp/speaker.py",
         "lbipam/apiserver/data/kubernetes-1.32-definitions.json.gz",

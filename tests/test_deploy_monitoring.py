@@ -1,5 +1,6 @@
-"""deploy/monitoring.yaml: the ServiceMonitor scrapes both metrics Services, and the alerts of the
-PrometheusRule are well formed and watch what lbipam really exports.
+"""deploy/monitoring/ (the kustomize Component deploy/with-monitoring/ adds to the workloads): the
+ServiceMonitor scrapes both metrics Services, and the alerts of the PrometheusRule are well formed
+and watch what lbipam really exports.
 
 kubernetes-validate has no schema for the Prometheus Operator's kinds, so their structure is
 checked here field by field. Every alert expression is checked for shape (balanced brackets, a
@@ -25,7 +26,7 @@ from lbipam.controllers.podcidr.controller import PodCIDROptions
 from lbipam.k8s.client import connect
 from lbipam.k8s.resources import LBPOOLS, NODES, PODCIDRPOOLS, SERVICES
 from lbipam.observe.metrics import PeerMetrics, controller_registry, speaker_registry
-from tests.deploy_harness import WORKLOADS, Obj, find
+from tests.deploy_harness import MONITORED, WORKLOADS, Obj, find
 from tests.helpers import eventually
 from tests.lbipam_harness import pool, service
 from tests.podcidr_harness import node, pcpool
@@ -38,7 +39,7 @@ GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(
 
 
 def alerts() -> list[Obj]:
-    groups = find("PrometheusRule", "lbipam")["spec"]["groups"]
+    groups = find("PrometheusRule", "lbipam", MONITORED)["spec"]["groups"]
     return [rule for group in groups for rule in group["rules"]]
 
 
@@ -131,11 +132,11 @@ def test_shape_checks_catch_broken_expressions() -> None:
 
 
 def test_service_monitor_scrapes_both_metrics_services() -> None:
-    monitor = find("ServiceMonitor", "lbipam")
+    monitor = find("ServiceMonitor", "lbipam", MONITORED)
     selector = monitor["spec"]["selector"]["matchLabels"]
     ports = {e["port"] for e in monitor["spec"]["endpoints"]}
     for component in WORKLOADS:
-        service = find("Service", f"lbipam-{component}-metrics")
+        service = find("Service", f"lbipam-{component}-metrics", MONITORED)
         assert selector.items() <= service["metadata"]["labels"].items(), component
         assert ports <= {p["name"] for p in service["spec"]["ports"]}, component
 

@@ -1,12 +1,15 @@
 """`lbipam controller` as a real process: --metrics-port/--metrics-address serve /metrics,
-/healthz and /readyz; --log-format json writes one JSON object per line; a taken port or a bad
-flag is a clear error, not a traceback. The embedded API server runs in the test's process."""
+/healthz and /readyz (by default on both IP families); --log-format json writes one JSON object
+per line; a taken port or a bad flag is a clear error, not a traceback. The embedded API server
+runs in the test's process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import sys
@@ -22,6 +25,8 @@ from lbipam.k8s.client import connect
 from tests.controller_harness import until
 from tests.helpers import eventually
 from tests.lbipam_harness import Api, pool, service
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -133,7 +138,7 @@ async def test_a_taken_port_is_a_clear_error(
         port = taken.getsockname()[1]
         flags = ("--metrics-port", str(port), "--metrics-address", "127.0.0.1")
         async with controller(kubeconfig, stderr, *flags) as proc:
-            assert await asyncio.wait_for(proc.wait(), 20) == 1
+            assert await asyncio.wait_for(proc.wait(), 20) == 2  # a user's mistake, as every command's
     text = stderr.read_text()
     assert f"lbipam controller: cannot serve metrics on 127.0.0.1:{port}: " in text
     assert "Traceback" not in text
@@ -185,4 +190,70 @@ async def test_an_unknown_log_level_is_a_clear_error() -> None:
 
 def test_flag_defaults() -> None:
     args = build_parser().parse_args(["controller"])
-    assert (args.metrics_port, args.metrics_address, args.log_format) == (0, "0.0.0.0", "text")
+    assert (args.metrics_port, args.metrics_address, args.log_format) == (0, "::", "text")
+
+
+async def test_by_default_the_probes_answer_over_ipv6_and_ipv4(
+    kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path
+) -> None:
+    """`--metrics-address` left at its default (`::`): the kubelet probes an IPv6-only pod's IPv6
+    address and an IPv4-only pod's IPv4 one; the one socket answers both (here ::1 and 127.0.0.1)."""
+    port = free_port()
+    stderr = tmp_path / "stderr"
+    async with controller(kubeconfig, stderr, "--metrics-port", str(port)) as proc:
+
+        async def ready() -> bool:
+            assert proc.returncode is None, stderr.read_text()
+            return (await get(f"http://[::1]:{port}/readyz"))[0] == 200
+
+        await until(ready, timeout=20)
+        assert await get(f"http://[::1]:{port}/healthz") == (200, "ok\n")
+        assert await get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        assert (await get(f"http://127.0.0.1:{port}/readyz"))[0] == 200
+        assert await metric(f"http://[::1]:{port}", "lbipam_leader", controller="lbipam") == 1.0
+    assert f"url=http://[::]:{port}" in stderr.read_text()
+
+
+SERVE_AND_PROBE = """
+import asyncio, aiohttp
+from prometheus_client.registry import CollectorRegistry
+from lbipam.observe.server import ObserveServer
+
+async def main():
+    server = ObserveServer(CollectorRegistry(), lambda: True, "::", 0)
+    await server.start()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{server.port}/readyz") as r:
+            print(server.host, r.status)
+    await server.stop()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 (ip netns)")
+async def test_where_ipv6_is_off_the_default_address_still_serves_ipv4() -> None:
+    """In a network namespace of the test's own with IPv6 disabled (sysctl disable_ipv6)."""
+    netns = f"lbipam-obs-{os.getpid()}"
+    await run("ip", "netns", "add", netns)
+    try:
+        inside = ("ip", "netns", "exec", netns)
+        await run(*inside, "ip", "link", "set", "lo", "up")
+        for conf in ("all", "default", "lo"):
+            await run(*inside, "sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1")
+        assert "inet6" not in await run(*inside, "ip", "-6", "addr", "show", "lo")
+        out = await run(*inside, sys.executable, "-c", SERVE_AND_PROBE, cwd=ROOT)
+        host, status = out.split()
+        assert status == "200"
+        assert host in ("::", "0.0.0.0")
+    finally:
+        await run("ip", "netns", "del", netns)
+
+
+async def run(*argv: str, cwd: Path | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, (argv, err.decode())
+    return out.decode()

@@ -15,6 +15,7 @@ from bgp.convert import (
     handled,
     node_info,
     peer_view,
+    pod_pool_infos,
     pool_infos,
     secret_ref,
     slice_service,
@@ -315,3 +316,30 @@ def test_node_info() -> None:
     assert node_info({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.0.0.0/24"}}).pod_cidrs == (
         "10.0.0.0/24",
     )
+
+
+def test_a_cordoned_or_deleted_node_says_so() -> None:
+    assert node_info({"metadata": {"name": "n"}, "spec": {"unschedulable": True}}).unschedulable
+    assert not node_info({"metadata": {"name": "n"}, "spec": {}}).unschedulable
+    assert node_info({"metadata": {"name": "n", "deletionTimestamp": "2024-01-01T00:00:00Z"}}).deleting
+
+
+def pcpool(name: str, spec: Obj, accepted: Obj | None = None) -> Obj:
+    status = {"accepted": accepted} if accepted is not None else {}
+    return {"metadata": {"name": name}, "spec": spec, "status": status}
+
+
+def test_pod_cidr_pools_give_their_spec_and_what_was_accepted() -> None:
+    v4 = {"ipv4": {"cidrs": ["10.244.0.0/16"], "maskSize": 24}}
+    refused = {"ipv4": {"cidrs": ["not a cidr"], "maskSize": 24}}  # invalid: the accepted one serves
+    infos = pod_pool_infos(
+        [
+            pcpool("a", v4),
+            pcpool("b", refused, accepted={"ipv4": {"cidrs": ["10.96.0.0/16"], "maskSize": 24}}),
+        ]
+    )
+    assert [(i.name, [str(b) for b in i.blocks]) for i in infos] == [
+        ("a", ["10.244.0.0/16"]),
+        ("b", ["10.96.0.0/16"]),
+    ]
+    assert pod_pool_infos([pcpool("c", refused)]) == []

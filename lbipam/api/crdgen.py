@@ -38,12 +38,17 @@ def column(name: str, kind: str, path: str, priority: int = 0, description: str 
 
 
 AGE = column("Age", "date", ".metadata.creationTimestamp")
+#: The Ready condition's status ("True"/"False"), as cert-manager's and Cluster API's kinds show it.
+READY = column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status')
 
 
-def _usage(family: str, priority: int = 0) -> list[Schema]:
+def _usage(family: str, priority: int = 0, *, total: bool = False) -> list[Schema]:
+    key = family.lower()
+    totals = [column(f"{family} Total", "string", f".status.{key}.total", priority)] if total else []
     return [
-        column(f"{family} Used", "string", f".status.{family.lower()}.used", priority),
-        column(f"{family} Available", "string", f".status.{family.lower()}.available", priority),
+        *totals,
+        column(f"{family} Used", "string", f".status.{key}.used", priority),
+        column(f"{family} Available", "string", f".status.{key}.available", priority),
     ]
 
 
@@ -67,10 +72,11 @@ KINDS = (
         "loadbalancerippools",
         ("lbpool",),
         (
+            READY,
             column("Disabled", "boolean", ".spec.disabled"),
-            column("Blocks", "string", ".spec.blocks[*]", description="Address blocks of the pool."),
-            *_usage("IPv4"),
-            *_usage("IPv6"),
+            column("Blocks", "string", ".status.blocks", description="The blocks the pool serves from."),
+            *_usage("IPv4", total=True),
+            *_usage("IPv6", total=True),
             AGE,
         ),
     ),
@@ -79,6 +85,7 @@ KINDS = (
         "podcidrpools",
         ("pcpool",),
         (
+            READY,
             column("Disabled", "boolean", ".spec.disabled"),
             column("IPv4 CIDRs", "string", ".spec.ipv4.cidrs"),
             column("IPv4 Mask", "integer", ".spec.ipv4.maskSize"),
@@ -94,6 +101,7 @@ KINDS = (
         "bgppeers",
         (),
         (
+            READY,
             column("Address", "string", ".spec.peerAddress"),
             column("PeerASN", "integer", ".spec.peerASN"),
             column("LocalASN", "integer", ".spec.localASN"),
@@ -107,6 +115,7 @@ KINDS = (
         "bgpadvertisements",
         (),
         (
+            READY,
             column("Peers", "string", ".spec.peers", description="Empty: every peer."),
             column("Communities", "string", ".spec.communities"),
             column("LocalPref", "integer", ".spec.localPreference"),

@@ -208,6 +208,11 @@ class HeldBack(WireModel):
 class LoadBalancerIPPoolStatus(PoolStatus):
     """Status of a LoadBalancerIPPool, written by the controller."""
 
+    blocks: str | None = Field(
+        None,
+        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges), "
+        "for `kubectl get lbpool`: a printer column shows only the first item of a list.",
+    )
     accepted: AcceptedAddresses | None = Field(
         None,
         description="The address spec last accepted, which the pool serves from while its spec is invalid.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
 import sqlite3
@@ -43,6 +44,10 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit code 0 after a signal; 2, with one line on stderr, for the user's mistakes (a port in
+    use, a database that cannot be opened, an unknown log level), as every lbipam command."""
+    if args.log_level.upper() not in logging.getLevelNamesMapping():
+        return _fail(f"--log-level {args.log_level}: give DEBUG, INFO, WARNING, ERROR or CRITICAL")
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -50,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
-    except (OSError, sqlite3.Error) as exc:  # e.g. the port is taken or the database cannot be opened
-        sys.stderr.write(f"lbipam apiserver: {exc}\n")
-        return 1
+    except sqlite3.Error as exc:
+        return _fail(f"--db {args.db}: {exc}")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return _fail(f"--port {args.port} on {args.host}: address already in use")
+        return _fail(" ".join(str(exc).split()))
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"lbipam apiserver: {message}\n")
+    return 2

@@ -17,7 +17,8 @@ Owned by the patches/discovery owner; the HTTP layer calls these for GET and wat
         events are sent unchanged (a Status, an object with only metadata.resourceVersion).
 
 Custom kinds print their CRD's additionalPrinterColumns (JSONPath subset: `.a.b`, `[n]`, `[*]`,
-`['key']`), evaluated like apiextensions' table convertor (the first match; dates as ages).
+`['key']`, filters `[?(@.a.b=="v")]` with == or != and a string, number or boolean), evaluated
+like apiextensions' table convertor (the first match; dates as ages).
 Built-in kinds print the columns kube-apiserver prints for them; others get Name and Created At.
 """
 
@@ -140,16 +141,35 @@ def _crd_printer(rtype: ResourceType) -> tuple[list[Obj], CellsFn]:
 
 
 _TOKEN = re.compile(r"\.([^.\[\]]+)|\[\*\]|\[(-?\d+)\]|\[['\"]([^'\"]*)['\"]\]|\.\*")
+_FILTER = re.compile(
+    r"""\[\?\(@((?:\.[\w-]+)+)\s*(==|!=)\s*("[^"]*"|'[^']*'|-?\d+(?:\.\d+)?|true|false)\)\]"""
+)
+
+
+def _literal(text: str) -> Any:
+    """A filter's right-hand side: a quoted string, a number, true or false."""
+    if text[0] in "\"'":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    return float(text) if "." in text else int(text)
 
 
 def parse_jsonpath(path: str) -> list[tuple[str, Any]]:
-    """Tokens of a simple JSONPath: ("field", name) | ("index", n) | ("all", None)."""
+    """Tokens of a simple JSONPath: ("field", name) | ("index", n) | ("all", None) |
+    ("filter", (tokens of the item's field, "==" or "!=", the literal))."""
     text = path.strip()
     if text.startswith("{") and text.endswith("}"):
         text = text[1:-1]
     tokens: list[tuple[str, Any]] = []
     pos = 0
     while pos < len(text):
+        f = _FILTER.match(text, pos)
+        if f is not None:
+            item_path = [("field", name) for name in f.group(1).split(".")[1:]]
+            tokens.append(("filter", (item_path, f.group(2), _literal(f.group(3)))))
+            pos = f.end()
+            continue
         m = _TOKEN.match(text, pos)
         if m is None:
             return [("invalid", text)]
@@ -179,8 +199,19 @@ def find(obj: Any, tokens: list[tuple[str, Any]]) -> list[Any]:
                 nxt.extend(v[k] for k in sorted(v))
             elif kind == "index" and isinstance(v, list) and -len(v) <= arg < len(v):
                 nxt.append(v[arg])
+            elif kind == "filter" and isinstance(v, list):
+                path, op, wanted = arg
+                nxt.extend(item for item in v if _matches(find(item, path), op, wanted))
         values = nxt
     return values
+
+
+def _matches(found: list[Any], op: str, wanted: Any) -> bool:
+    """A filter's test on an item: a missing field never matches, as in Kubernetes' jsonpath."""
+    if not found:
+        return False
+    equal = found[0] == wanted and isinstance(found[0], bool) == isinstance(wanted, bool)
+    return equal if op == "==" else not equal
 
 
 def _cell(kind: str, value: Any, now: datetime) -> Any:

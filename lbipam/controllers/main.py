@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import sys
 from dataclasses import replace
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
@@ -16,7 +15,8 @@ from lbipam.k8s.client import connect, user_agent_for
 from lbipam.k8s.logs import configure
 from lbipam.k8s.tasks import Tasks, run_until_signal
 from lbipam.observe.metrics import controller_registry
-from lbipam.observe.server import ObserveError, serve_observe
+from lbipam.observe.server import serve_observe
+from lbipam.usererror import UserError
 
 FLUSH = 10.0  # seconds SIGTERM waits for planned writes before the tasks stop (then up to 10 more)
 
@@ -35,6 +35,7 @@ def options(args: argparse.Namespace) -> tuple[LBOptions, LeaderOptions]:
         default_class=not args.no_default_class,
         reuse_delay=args.reuse_delay,
         concurrency=args.concurrency,
+        compat=args.compat,
     )
     leader = replace(LeaderOptions(), enabled=not args.no_leader_elect, lease_name=args.lease_name)
     if args.lease_namespace:
@@ -69,13 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         configure(args.log_level, args.log_format)
     except ValueError as err:  # an unknown --log-level
-        print(f"lbipam controller: --log-level: {err}", file=sys.stderr)
-        return 2
-    failed: list[BaseException] = []
-    try:
-        asyncio.run(serve(args))
-    except* ObserveError as group:  # the metrics port is taken: say so, without a traceback
-        failed.extend(group.exceptions)
-    for error in failed:
-        print(f"lbipam controller: {error}", file=sys.stderr)
-    return 1 if failed else 0
+        raise UserError(f"--log-level: {err}") from None
+    # A bad kubeconfig or a metrics port in use raise UserErrors: `lbipam.cli` says them in one line.
+    asyncio.run(serve(args))
+    return 0

@@ -7,13 +7,29 @@ Called by `lbipam.demo.main`.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lbipam.usererror import UserError
+
 ASN = 64512
+#: Where Debian and a source build put BIRD, often outside a plain user's PATH.
+SBIN = ("/usr/sbin", "/usr/local/sbin")
+
+
+def find_program(name: str) -> str:
+    """`name` on PATH, else in /usr/sbin or /usr/local/sbin; a UserError saying where it looked."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
+    if found is None:
+        raise UserError(
+            f"--with-bird: `{name}` is neither on PATH nor in {' or '.join(SBIN)} "
+            "(install BIRD 2: Debian's package bird2)"
+        )
+    return found
 
 
 def _free(host: str, port: int) -> bool:
@@ -33,9 +49,10 @@ def free_port(host: str = "127.0.0.1", first: int = 1179) -> int:
     raise RuntimeError(f"no free TCP port on {host} in {first}..{first + 199}")
 
 
-def config(port: int, nodes: Mapping[str, str]) -> str:
+def config(port: int, nodes: Mapping[str, str], log: Path | None = None) -> str:
     """BIRD's configuration: one passive iBGP protocol per node (name -> its address)."""
-    lines = [
+    lines = [f'log "{log}" all;'] if log is not None else []
+    lines += [
         "router id 127.0.0.1;",
         "protocol device { }",
         "# No `protocol kernel`: nothing learnt here reaches the host's routing table.",
@@ -64,12 +81,14 @@ class Bird:
     def socket_path(self) -> Path:
         return self.directory / "bird.ctl"
 
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "bird.log"
+
     async def start(self, nodes: Mapping[str, str]) -> None:
-        bird = shutil.which("bird")
-        if bird is None:
-            raise RuntimeError("--with-bird: `bird` is not installed (Debian: apt-get install bird2)")
+        bird = find_program("bird")
         conf = self.directory / "bird.conf"
-        conf.write_text(config(self.port, nodes))
+        conf.write_text(config(self.port, nodes, self.log_path))
         self.process = await asyncio.create_subprocess_exec(
             bird, "-f", "-c", str(conf), "-s", str(self.socket_path),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -77,7 +96,7 @@ class Bird:
 
     async def routes(self) -> str:
         """`birdc show route` as BIRD prints it."""
-        birdc = shutil.which("birdc") or "birdc"
+        birdc = find_program("birdc")
         proc = await asyncio.create_subprocess_exec(
             birdc, "-s", str(self.socket_path), "show", "route",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -1,13 +1,15 @@
 """`lbipam demo`: the embedded API server, the controller and one speaker per example node, in one
-process, loaded with `crds/` and `deploy/examples/`.
+process, loaded with the CRDs and the example objects the package carries (`lbipam/examples/`).
 
-Order: the API server (a temporary database unless `--db`), the CRDs, the examples (the example
-BGPPeers dial documentation addresses, so the demo replaces them with its own peer: a local BIRD
-with `--with-bird`, the router of `--peer`, or else a peer on 127.0.0.1 where nothing listens,
-so routes are planned but no session comes up), then the controller and the speakers. It prints
-the Services with their IPs, pools and announcing nodes, and the routes per node, then the
-kubeconfig path, and a line for every Service that changes, until SIGINT/SIGTERM; then the
-speakers withdraw their routes and everything stops.
+Order: the API server (a temporary database, or `--db FILE`, which resumes an earlier demo), the
+CRDs, the examples (created where missing; the example BGPPeers dial documentation addresses, so
+the demo replaces them with its own peers: a local BIRD with `--with-bird`, the router of
+`--peer`, or else a peer on 127.0.0.1 where nothing listens, so routes are planned but no session
+comes up), then the controller and the speakers. It prints the Services with their IPs, pools and
+announcing nodes, and the routes per node, then the kubeconfig path, and a line for every Service
+that changes, until SIGINT/SIGTERM; then the speakers withdraw their routes, the demo says what
+was withdrawn from which router, and everything stops. Every component logs to `demo.log` in the
+working directory (`--keep` keeps it); stderr gets `--log-level` and above.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import logging
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable
@@ -29,15 +34,26 @@ from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.controllers.podcidr.controller import PodCIDROptions
 from lbipam.demo.bird import ASN, Bird, free_port
-from lbipam.demo.load import EXAMPLES, documents, established, load_crds, put
-from lbipam.demo.table import ips, pools, routes_table, service_key, services_table
+from lbipam.demo.load import (
+    create_if_missing,
+    documents,
+    established,
+    load_crds,
+    replace_demo_peers,
+)
+from lbipam.demo.preflight import EXAMPLES, example_files, parse_peer
+from lbipam.demo.table import Session, ips, pools, routes_table, service_key, services_table, withdrawn
 from lbipam.k8s.client import Kube, connect
 from lbipam.k8s.informer import Informer
+from lbipam.k8s.logs import TEXT_FORMAT
 from lbipam.k8s.resources import SERVICES
 from lbipam.k8s.tasks import Tasks, run_until_signal
+from lbipam.usererror import UserError, one_line
 
 Obj = dict[str, Any]
 DEADLINE = 60.0  # seconds for the examples to get their IPs and routes before the tables print
+LOG_FILE = "demo.log"
+CONDITION = "lbipam.io/IPAMRequestSatisfied"
 
 
 class Demo:
@@ -45,11 +61,13 @@ class Demo:
         self.args = args
         self.out = out
         self.workdir = Path(tempfile.mkdtemp(prefix="lbipam-demo-"))
-        self.server = EmbeddedAPIServer(db=args.db or str(self.workdir / "demo.db"), port=args.port)
+        self.db = args.db or str(self.workdir / "demo.db")
+        self.server = EmbeddedAPIServer(db=self.db, port=args.port)
         self.bird: Bird | None = None
         self.speakers: dict[str, Speaker] = {}
         self.kube: Kube | None = None
         self.examples: Path = args.examples or EXAMPLES
+        self.sessions_seen: dict[str, dict[str, Session]] = {}  # the last look, for the goodbye
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -57,15 +75,20 @@ class Demo:
 
     # ---- set-up -------------------------------------------------------------------------
     async def start(self, tasks: Tasks) -> None:
-        await self.server.start()
-        kubeconfig = self.server.write_kubeconfig(self.args.kubeconfig_out or self.workdir / "kubeconfig")
+        await self._start_server()
+        kubeconfig = self._write_kubeconfig()
         self.kube = kube = await connect(str(kubeconfig))
         names = await load_crds(kube)
         await _until(lambda: established(kube, names), DEADLINE, "the CRDs to be Established")
-        docs = documents(sorted(self.examples.glob("*.yaml")))
+        docs = documents(example_files(self.examples))
         nodes = {d["metadata"]["name"]: _internal_ip(d) for d in docs if d["kind"] == "Node"}
-        for doc in [d for d in docs if d["kind"] != "BGPPeer"] + await self._peers(nodes):
-            await put(kube, doc)
+        created = [await create_if_missing(kube, d) for d in docs if d["kind"] != "BGPPeer"]
+        if not all(created):
+            self.say(
+                f"resuming {self.db}: {created.count(False)} example objects were there already "
+                "and are kept as they are"
+            )
+        await replace_demo_peers(kube, await self._peers(nodes))
         app = ControllerApp(
             kube,
             LBOptions(reuse_delay=self.args.reuse_delay),
@@ -79,7 +102,25 @@ class Demo:
         for node in sorted(nodes) if exabgp is not None else []:
             self.speakers[node] = speaker = self._speaker(kube, node, str(exabgp))
             tasks.start(f"speaker-{node}", speaker.run())
+        tasks.start("sessions", self._watch_sessions())
         tasks.start("report", self.report(kubeconfig))
+
+    async def _start_server(self) -> None:
+        try:
+            await self.server.start()
+        except sqlite3.Error as err:
+            raise UserError(f"--db {self.db}: {err}") from None
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UserError(f"--port {self.args.port}: address already in use") from None
+            raise UserError(f"cannot start the API server: {one_line(str(err))}") from None
+
+    def _write_kubeconfig(self) -> Path:
+        path = self.args.kubeconfig_out or self.workdir / "kubeconfig"
+        try:
+            return self.server.write_kubeconfig(path)
+        except OSError as err:
+            raise UserError(f"--kubeconfig-out {path}: {err.strerror or err}") from None
 
     async def _peers(self, nodes: dict[str, str]) -> list[Obj]:
         """The demo's BGPPeers. On loopback each node's speaker dials from its own 127.x address
@@ -106,6 +147,13 @@ class Demo:
         speaker_args = argparse.Namespace(exabgp=exabgp, runtime_dir=runtime, node=node)
         return Speaker(kube, make_driver(speaker_args, runtime), SpeakerOptions(node=node))
 
+    async def _watch_sessions(self) -> None:
+        """Keep the last look at every session, for what Ctrl-C withdraws: once the signal has
+        come, the speakers are already withdrawing."""
+        while True:
+            self.sessions_seen = self._sessions()
+            await asyncio.sleep(0.2)
+
     # ---- reporting ----------------------------------------------------------------------
     async def report(self, kubeconfig: Path) -> None:
         assert self.kube is not None
@@ -119,7 +167,7 @@ class Demo:
                 await _until(self._established, DEADLINE, "the sessions with BIRD to come up")
             self.say(services_table(services.list(), self._plans()))
             self.say()
-            self.say(routes_table(self._plans(), self._sessions()))
+            self.say(routes_table(self._plans(), self._states()))
             if self.bird is None and not self.args.peer:
                 self.say("(no router: the routes are planned, the sessions stay down; try --with-bird)")
             if self.bird is not None:
@@ -139,9 +187,10 @@ class Demo:
             self.say(f"{key}: {', '.join(now[0])} (pool {now[1] or '-'})")
 
     def _settled(self, services: Informer) -> bool:
-        """Every example Service has its IPs, and every speaker has planned with them."""
+        """Every Service has its IPs or the reason it has none (a resumed demo may hold a Service
+        no pool can serve), and every speaker has planned with the IPs."""
         lbs = [s for s in services.list() if (s.get("spec") or {}).get("type") == "LoadBalancer"]
-        if not lbs or any(not ips(s) for s in lbs):
+        if not lbs or any(not ips(s) and not _refused(s) for s in lbs):
             return False
         for speaker in self.speakers.values():
             planned = {d.prefix.split("/")[0] for d in speaker.plan.decisions} if speaker.plan else set()
@@ -152,14 +201,14 @@ class Demo:
     def _plans(self) -> dict[str, Any]:
         return {node: speaker.plan for node, speaker in self.speakers.items()}
 
-    def _sessions(self) -> dict[str, dict[str, str]]:
-        return {
-            node: {peer: s.state for peer, s in speaker.driver.sessions().items()}
-            for node, speaker in self.speakers.items()
-        }
+    def _sessions(self) -> dict[str, dict[str, Session]]:
+        return {node: dict(speaker.driver.sessions()) for node, speaker in self.speakers.items()}
+
+    def _states(self) -> dict[str, dict[str, str]]:
+        return {node: {p: s.state for p, s in peers.items()} for node, peers in self._sessions().items()}
 
     def _established(self) -> bool:
-        return all(state == "Established" for peers in self._sessions().values() for state in peers.values())
+        return all(state == "Established" for peers in self._states().values() for state in peers.values())
 
     async def _bird_has_routes(self) -> bool:
         """Every route some node announces is in BIRD's table."""
@@ -174,15 +223,25 @@ class Demo:
         if self.bird is not None:
             await self.bird.stop()
         await self.server.stop()
-        if not self.args.keep:
+        _close_log_file()  # demo.log is complete before it is kept or removed
+        if self.args.keep:
+            kept = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in self.workdir.iterdir()))
+            self.say(f"kept {self.workdir}: {kept}")
+        else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _refused(svc: Obj) -> bool:
+    """The controller said why the Service has no IP (condition False)."""
+    conditions = (svc.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == CONDITION and c.get("status") == "False" for c in conditions)
 
 
 def _internal_ip(node: Obj) -> str:
     for address in (node.get("status") or {}).get("addresses") or []:
         if address.get("type") == "InternalIP":
             return str(address["address"])
-    raise ValueError(f"example Node {node['metadata']['name']} has no InternalIP")
+    raise UserError(f"example Node {node['metadata']['name']} has no InternalIP in status.addresses")
 
 
 def _peer_doc(
@@ -193,7 +252,9 @@ def _peer_doc(
         "peerPort": port,
         "peerASN": asn,
         "localASN": local_asn,
-        "gracefulRestart": {"enabled": True, "restartTime": 120},
+        # Off, so that Ctrl-C withdraws at once: with graceful restart a stopping speaker may
+        # leave its routes to the router's restart timer, as a rollout in a cluster should.
+        "gracefulRestart": {"enabled": False},
         "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": node}},
     }
     if source:
@@ -206,17 +267,6 @@ def _first(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
-
-
-def parse_peer(text: str) -> tuple[str, int]:
-    """ADDRESS[:PORT]; an IPv6 address with a port is written [ADDRESS]:PORT."""
-    if text.startswith("["):
-        address, _, rest = text[1:].partition("]")
-        return address, int(rest.removeprefix(":") or 179)
-    if text.count(":") == 1:
-        address, port = text.split(":")
-        return address, int(port)
-    return text, 179
 
 
 async def _until(check: Callable[[], Any], deadline: float, what: str) -> None:
@@ -235,27 +285,36 @@ async def _until(check: Callable[[], Any], deadline: float, what: str) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     demo = Demo(args)
+    _log_to(demo.workdir / LOG_FILE, args.log_level)
     try:
         await run_until_signal(demo.start, drain_timeout=20.0)
+        demo.say(withdrawn(demo.sessions_seen))
     finally:
         with contextlib.suppress(Exception):
             await demo.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    import logging  # noqa: PLC0415
+def _close_log_file() -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    examples = args.examples or EXAMPLES
-    if not any(examples.glob("*.yaml")):
-        sys.stderr.write(
-            f"lbipam demo: no example objects in {examples}: run it from a source checkout "
-            "(pip install -e .) or give --examples DIR\n"
-        )
-        return 2
-    if args.with_bird and args.peer:
-        sys.stderr.write("lbipam demo: give --with-bird or --peer, not both\n")
-        return 2
+
+def _log_to(path: Path, level: str) -> None:
+    """Every component's log (and ExaBGP's output) to `path`; `level` and above to stderr too."""
+    to_file = logging.FileHandler(path)
+    to_file.setLevel(min(logging.INFO, logging.getLevelName(level.upper())))
+    to_stderr = logging.StreamHandler()
+    to_stderr.setLevel(level.upper())
+    for handler in (to_file, to_stderr):
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=to_file.level, handlers=[to_file, to_stderr], force=True)
+    logging.getLogger("lbipam.exabgp").setLevel(logging.DEBUG)  # ExaBGP's own lines are debug
+
+
+def run(args: argparse.Namespace) -> int:
+    """After `lbipam.demo.preflight.check(args)` (the flags module runs it first)."""
     try:
         asyncio.run(serve(args))
     except* TimeoutError as group:

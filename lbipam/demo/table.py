@@ -1,17 +1,29 @@
-"""The demo's printed tables: Services with their IPs and pools, and the routes each node's
-speaker announces. Pure formatting of API objects and route plans; called by `lbipam.demo.main`.
+"""The demo's printed tables: Services with their IPs and pools, the routes each node's speaker
+announces, and what Ctrl-C withdrew. Pure formatting of API objects, route plans and sessions;
+called by `lbipam.demo.main`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bgp.views import RoutePlan
 
 Obj = dict[str, Any]
 ALLOCATED_FROM = "lbipam.io/allocated-from"
 CONDITION = "lbipam.io/IPAMRequestSatisfied"
+
+
+class Session(Protocol):
+    """A BGP session as the speaker's driver reports it (`bgp.driver.SessionInfo`)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def advertised(self) -> int: ...
 
 
 def service_key(svc: Obj) -> str:
@@ -83,3 +95,20 @@ def routes_table(plans: Mapping[str, RoutePlan | None], sessions: Mapping[str, M
                 ]
                 rows.append([node, f"{peer} ({state})", prefix, " ".join(e for e in extras if e)])
     return grid(["NODE", "PEER (SESSION)", "PREFIX", "ATTRIBUTES"], rows)
+
+
+def withdrawn(sessions: Mapping[str, Mapping[str, Session]]) -> str:
+    """What stopping withdrew: the routes each node had announced on each session that was up."""
+    lines = [
+        f"  {node}: {_routes(s.advertised)} from {peer} ({s.address})"
+        for node in sorted(sessions)
+        for peer, s in sorted(sessions[node].items())
+        if s.state == "Established" and s.advertised
+    ]
+    if not lines:
+        return "Stopped. No session was up, so no router held a route: nothing to withdraw."
+    return "\n".join(["Stopped. Withdrawn:", *lines])
+
+
+def _routes(count: int) -> str:
+    return f"{count} route" if count == 1 else f"{count} routes"

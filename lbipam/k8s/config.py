@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 from kubernetes_asyncio.config.incluster_config import SERVICE_HOST_ENV_NAME
@@ -38,7 +39,7 @@ async def load_configuration(kubeconfig: str | None = None, *, context: str | No
         loader = await load_kube_config(
             config_file=source, context=context, client_configuration=configuration, persist_config=False
         )
-    except (ConfigException, OSError, ValueError, KeyError, TypeError) as err:
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
         raise KubeConfigError(f"kubeconfig {source}: {err}", reason="KubeConfig") from err
     _refresh_exec_tokens(loader, configuration)
     return configuration

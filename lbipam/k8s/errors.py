@@ -16,6 +16,8 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from lbipam.usererror import UserError
+
 log = logging.getLogger("lbipam.k8s")
 T = TypeVar("T")
 
@@ -92,8 +94,12 @@ class Invalid(PermanentError):
         return f"{text} ({fields})" if fields else text
 
 
-class KubeConfigError(PermanentError):
-    """No usable kubeconfig or in-cluster configuration."""
+class KubeConfigError(PermanentError, UserError):
+    """No usable kubeconfig or in-cluster configuration: the user's to fix, so a command says it
+    in one line (`lbipam.usererror`)."""
+
+    def __str__(self) -> str:
+        return self.message
 
 
 _BY_CODE: dict[int, type[KubeError]] = {

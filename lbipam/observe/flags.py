@@ -31,8 +31,9 @@ def add_observe_flags(parser: argparse.ArgumentParser, *, default_port: int = 0)
     )
     parser.add_argument(
         "--metrics-address",
-        default="0.0.0.0",
-        help="address the metrics port listens on (default 0.0.0.0: every interface, as a pod needs)",
+        default="::",
+        help="address the metrics port listens on (default ::, every address of both IP families, as "
+        "a pod of any family needs; 0.0.0.0 where IPv6 is off)",
     )
     parser.add_argument(
         "--log-format",

@@ -15,7 +15,9 @@ Controller (`controller_registry(app)`, called by `lbipam.controllers.main`):
 Pool series come from the leader only (a standby plans nothing): sum or max over replicas.
 
 Speaker (`speaker_registry(peers)`, for `lbipam speaker`): `lbipam_bgp_session_up{peer}` and
-`lbipam_bgp_routes_announced{peer}`, from a callable the speaker gives.
+`lbipam_bgp_routes_announced{peer}`, from a callable the speaker gives; for peers with BFD,
+`lbipam_bfd_session_state{peer,state}` (1 for the current state of Up, Down, Init, AdminDown)
+and `lbipam_bfd_state_changes_total{peer,state}` (transitions into each state).
 
 Collectors run in the event loop's thread (the aiohttp handler of `lbipam.observe.server` calls
 them), where the planners live, so they read them without locks. This module imports nothing of
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -193,6 +195,11 @@ class PeerMetrics:
 
     up: bool  # the session is Established
     routes: int  # routes announced to the peer (acknowledged by ExaBGP)
+    bfd: str | None = None  # the BFD state (Up, Down, Init, AdminDown); None: BFD is off
+    bfd_changes: Mapping[str, int] = field(default_factory=dict)  # transitions into each state
+
+
+BFD_STATES = ("Up", "Down", "Init", "AdminDown")
 
 
 class SpeakerCollector:
@@ -206,20 +213,34 @@ class SpeakerCollector:
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        up, routes = self._families()
+        up, routes, bfd_state, bfd_changes = self._families()
         for name, peer in sorted(self.peers().items()):
             up.add_metric([name], 1.0 if peer.up else 0.0)
             routes.add_metric([name], float(peer.routes))
-        yield from (up, routes)
+            if peer.bfd is not None:
+                for state in BFD_STATES:
+                    bfd_state.add_metric([name, state], 1.0 if peer.bfd == state else 0.0)
+                    bfd_changes.add_metric([name, state], float(peer.bfd_changes.get(state, 0)))
+        yield from (up, routes, bfd_state, bfd_changes)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily(
                 "lbipam_bgp_session_up", "1 while the BGP session is Established, else 0", labels=["peer"]
             ),
             GaugeMetricFamily(
                 "lbipam_bgp_routes_announced", "routes this node announces to the peer", labels=["peer"]
+            ),
+            GaugeMetricFamily(
+                "lbipam_bfd_session_state",
+                "1 for the BFD session's current state (Up, Down, Init, AdminDown), else 0",
+                labels=["peer", "state"],
+            ),
+            CounterMetricFamily(
+                "lbipam_bfd_state_changes",
+                "BFD session state changes, by the state entered",
+                labels=["peer", "state"],
             ),
         )
 

@@ -34,7 +34,17 @@ from lbipam.core.lbviews import ANNOTATION_ALLOCATED_FROM, LB_CLASS, PoolView, S
 from lbipam.core.pcviews import PCPoolView
 from lbipam.k8s.errors import KubeError, NotFound
 from lbipam.k8s.resources import CILIUMNODES, LBPOOLS, NODES, PODCIDRPOOLS, SERVICES, Resource
-from lbipam.tools import EXIT_CLEAN, EXIT_FINDINGS, add_kubeconfig, add_output, fail, split_list, table
+from lbipam.tools import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    add_compat,
+    add_kubeconfig,
+    add_output,
+    crosscheck,
+    fail,
+    split_list,
+    table,
+)
 
 if TYPE_CHECKING:
     from lbipam.k8s.client import Kube
@@ -82,10 +92,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help=f"as lbipam controller: only Services with loadBalancerClass {LB_CLASS} are lbipam's",
     )
+    add_compat(cmd)
+    crosscheck.add_flags(cmd)
     cmd.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.contexts:  # several clusters, and the overlaps between them
+        return crosscheck.run(args)
     try:
         cluster = cluster_ranges(args.service_cidr, args.pod_cidr)
     except AddressError as err:
@@ -120,7 +134,9 @@ async def _main(args: argparse.Namespace, cluster: list[NamedRange]) -> int:
         return fail("check", str(err))
     finally:
         await kube.close()
-    facts = gather_facts(objects, args.podcidr_target, default_class=not args.no_default_class)
+    facts = gather_facts(
+        objects, args.podcidr_target, default_class=not args.no_default_class, compat=args.compat
+    )
     findings = audit(*facts, cluster)
     counts = {kind: len(items) for kind, items in objects.items()}
     sys.stdout.write(render_json(findings, counts) if args.output == "json" else render(findings, counts))
@@ -214,14 +230,18 @@ def node_facts(nodes: Sequence[Obj], ciliumnodes: Sequence[Obj], target: str) ->
 
 
 def gather_facts(
-    objects: Mapping[str, Sequence[Obj]], target: str, *, default_class: bool = True
+    objects: Mapping[str, Sequence[Obj]],
+    target: str,
+    *,
+    default_class: bool = True,
+    compat: frozenset[str] = frozenset(),
 ) -> tuple[list[ServiceFacts], list[PoolFacts], list[PoolFacts], list[NodeFacts]]:
     # The converters build the pydantic models (~0.1 s to import): not for `lbipam --help`.
     from lbipam.controllers.lbipam.convert import pool_view, service_view  # noqa: PLC0415
     from lbipam.controllers.podcidr.convert import accepted_view, pcpool_view  # noqa: PLC0415
 
     services = [
-        service_facts(o, service_view(o, {}, default_class))
+        service_facts(o, service_view(o, {}, default_class, compat))
         for o in objects.get("Service", ())
         if ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
     ]

@@ -38,6 +38,7 @@ class LBOptions:
     default_class: bool = True  # handle Services without a loadBalancerClass
     reuse_delay: float = 30.0  # seconds a released IP is held back
     concurrency: int = 8  # writes in flight
+    compat: frozenset[str] = frozenset()  # --compat: MetalLB's / Cilium's Service annotations read too
 
 
 def _key(obj: Obj) -> str:
@@ -135,11 +136,15 @@ class LBController(PlanningLoop):
 
     def pool_status(self, planner: LBPlanner, name: str) -> PoolStatusPlan:
         state = planner.pools[name]
-        record = {
+        # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column;
+        # `accepted` and `heldBack`: what the next leader reads back (poolrecord).
+        served = ", ".join(str(block) for block in state.accepted.blocks) if state.accepted else ""
+        extra = {
+            "blocks": served,
             "accepted": accepted_status(state),
             "heldBack": held_status(planner.record.listing(name), self._clocks),
         }
-        return replace(pool_status(state), extra=record)
+        return replace(pool_status(state), extra=extra)
 
     def _view(self, obj: Obj) -> ServiceView:
         """The Service's view, rebuilt only when it or its namespace changed."""
@@ -151,6 +156,6 @@ class LBController(PlanningLoop):
         cached = self._views.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class)
+        view = service_view(obj, ns_meta.get("labels") or {}, self.options.default_class, self.options.compat)
         self._views[key] = (version, view)
         return view

@@ -18,6 +18,7 @@ import pydantic
 
 from lbipam.api import LoadBalancerIPPool, describe_errors
 from lbipam.controllers.lbipam.poolrecord import recorded
+from lbipam.core.compat import with_compat
 from lbipam.core.lbviews import (
     ANNOTATION_ALLOCATED_FROM,
     ANNOTATION_IPS,
@@ -117,9 +118,15 @@ def _condition(status: Mapping[str, Any]) -> CurrentCondition | None:
 
 
 def service_view(
-    obj: Mapping[str, Any], namespace_labels: Mapping[str, str], default_class: bool
+    obj: Mapping[str, Any],
+    namespace_labels: Mapping[str, str],
+    default_class: bool,
+    compat: frozenset[str] = frozenset(),
 ) -> ServiceView:
+    """`compat`: the projects whose Service annotations count as lbipam's (`--compat`)."""
     meta = obj.get("metadata") or {}
+    if compat:  # MetalLB's / Cilium's annotations as their lbipam equivalents (lbipam.core.compat)
+        meta = {**meta, "annotations": with_compat(meta.get("annotations") or {}, compat)}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     read, problems = _annotations(meta)
