@@ -88,8 +88,8 @@ class Pool:
         record = (self.obj.get("status") or {}).get("heldBack") or {}
         if record.get("omitted"):
             return None
-        listed = {str(netaddr.IPAddress(e["ip"])) for e in record.get("addresses") or []}
-        return {ip for ip in listed if ip not in held and self.holds(ip_of(ip, version))}
+        listed = {netaddr.IPAddress(e["ip"]) for e in record.get("addresses") or []}
+        return {str(ip) for ip in listed if ip.version == version and str(ip) not in held and self.holds(ip)}
 
     def selects(self, svc: Service) -> bool:
         services = compile_selector(self.spec.get("serviceSelector"))
@@ -111,12 +111,6 @@ def serving_pools(objs: list[Obj], accepted: Mapping[str, Obj | None]) -> dict[s
                 pools[pool.loses_to].beats.append(name)
         pools[name] = pool
     return pools
-
-
-def ip_of(text: str, version: int) -> netaddr.IPAddress:
-    """`text` as an address of `version`, or 0.0.0.0 (held by no pool) when it is of the other."""
-    address = netaddr.IPAddress(text)
-    return address if address.version == version else netaddr.IPAddress(0)
 
 
 def _overlap(a: Pool, b: Pool) -> bool:
@@ -394,14 +388,11 @@ def _pool_problems(
 
 def _accepted_problems(pool: Pool) -> Iterator[str]:
     """status.accepted records the addresses the pool serves from (its last accepted spec)."""
-    recorded = (pool.obj.get("status") or {}).get("accepted")
-    if pool.accepted is None:
-        if recorded is not None:
-            yield f"pool {pool.name}: status.accepted {recorded} but it was never accepted"
-        return
-    if recorded is None or spans(recorded) != spans(pool.accepted):
-        yield f"pool {pool.name}: status.accepted {recorded}, serving {pool.accepted.get('blocks')}"
+    recorded, serving = (pool.obj.get("status") or {}).get("accepted"), pool.accepted
+    if recorded is None or serving is None or spans(recorded) != spans(serving):
+        if (recorded, serving) != (None, None):
+            yield f"pool {pool.name}: status.accepted {recorded}, serving {(serving or {}).get('blocks')}"
         return
     for key in ("allowFirstLastIPs", "avoidBuggyIPs"):
-        if bool(recorded.get(key)) != bool(pool.accepted.get(key)):
-            yield f"pool {pool.name}: status.accepted.{key} {recorded.get(key)} != {pool.accepted.get(key)}"
+        if bool(recorded.get(key)) != bool(serving.get(key)):
+            yield f"pool {pool.name}: status.accepted.{key} {recorded.get(key)} != {serving.get(key)}"

@@ -19,6 +19,7 @@ import netaddr
 
 from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.k8s.resources import LBPOOLS, NAMESPACES, SERVICES
+from tests.chaos_kills import kill_during_invalid_edit, kill_during_reuse_delay
 from tests.lbipam_harness import (
     Api,
     Running,
@@ -31,7 +32,6 @@ from tests.lbipam_harness import (
     namespace,
     reason,
     start,
-    until,
 )
 from tests.lbipam_invariants import home, problems, serving_pools, spans
 
@@ -303,60 +303,10 @@ class Walk:
         assert not moved, self.report(moved)
 
     async def kill_during_invalid_edit(self, snap: Snapshot) -> None:
-        """Break the blocks of a pool that serves (the rest of its spec unchanged) and kill the
-        controller at once, whether or not it saw the edit: the next one serves the pool from
-        status.accepted, so no Service loses its IP (checked by `restart`)."""
-        serving = sorted(n for n, spec in self.accepted.items() if spec is not None)
-        if not serving:
-            return
-        name = self.rng.choice(serving)
-        broken = [{"op": "replace", "path": "/spec/blocks", "value": [block("192.0.2.9-192.0.2.3")]}]
-        self.log.append(
-            "kill during an invalid edit: "
-            + self.pool_written(await self.api.patch(LBPOOLS, name, broken, kind="json"))
-        )
-        self.kills["invalid edit"] += 1
-        await self.restart(snap)
+        await kill_during_invalid_edit(self, snap)
 
     async def kill_during_reuse_delay(self, snap: Snapshot) -> None:
-        """Under a controller with a reuse delay, delete a Service, kill the controller once the
-        pool's status records the delay, and start one without a delay: the released IP goes to
-        nobody (a probe asks for it by name) before the recorded end of its delay."""
-        ours = [
-            (key, ip)
-            for s in snap.services
-            if (key := _key(s)) in self.svcs and len(ingress(s)) == 1
-            for ip in ingress(s)
-            if netaddr.IPAddress(ip).version == 4 and sum(ip in ingress(o) for o in snap.services) == 1
-        ]
-        if not ours:
-            return
-        key, ip = self.rng.choice(sorted(ours))
-        svc = self.svcs.pop(key)
-        assert self.ctl is not None
-        await self.ctl.stop()
-        self.ctl = await start(self.kubeconfig, reuse_delay=REUSE_DELAY)
-        await self.ctl.settle(self.api, timeout=30)
-        await self.api.delete(SERVICES, svc.name, svc.ns)
-        until = await until_listed(self.api, ip)
-        self.log.append(f"kill during the reuse delay of {ip} (from {key}, until {until})")
-        self.kills["reuse delay"] += 1
-        await self.ctl.stop()
-        self.ctl = await start(self.kubeconfig, reuse_delay=0)
-        probe = replace(
-            svc, name="probe", ips=ip, key=None, lb_ip=None, pin=None, policy="SingleStack", first="IPv4"
-        )
-        await self.api.create(SERVICES, probe.manifest())
-        settled = await self.ctl.settle(self.api, timeout=30)  # once the delay ended, if it waits
-        early = [
-            f"{_key(s)} got {ip} at {at}, before the reuse delay recorded ended ({until})"
-            for s in settled.services
-            if ip in ingress(s)
-            for at in [await allocated_at(self.api, s, ip)]
-            if at is not None and at < until
-        ]
-        assert not early, self.report(early)
-        await self.api.delete(SERVICES, "probe", probe.ns)
+        await kill_during_reuse_delay(self, snap)
 
     async def tamper(self) -> tuple[str, str]:
         """Half the time, while no controller runs, give one Service an ingress IP of our own
@@ -374,32 +324,6 @@ class Walk:
 
 
 ADDRESS_FIELDS = ("blocks", "allowFirstLastIPs", "avoidBuggyIPs")
-REUSE_DELAY = 3.0  # seconds, in the walk's kill-during-the-reuse-delay step
-
-
-async def until_listed(api: Api, ip: str) -> str:
-    """When the reuse delay of `ip` ends, as a pool's status.heldBack records it (RFC 3339)."""
-
-    async def listed() -> str | None:
-        for obj in await api.pools():
-            for entry in ((obj.get("status") or {}).get("heldBack") or {}).get("addresses") or []:
-                if entry["ip"] == ip:
-                    return str(entry["until"])
-        return None
-
-    return await until(listed, timeout=10)
-
-
-async def allocated_at(api: Api, svc: Obj, ip: str) -> str | None:
-    """When Service `svc` was last given `ip` (its IPAllocated Event, or the last of its series),
-    RFC 3339 to the second."""
-    meta = svc["metadata"]
-    times = [
-        str((e.get("series") or {}).get("lastObservedTime") or e.get("eventTime") or "")[:19] + "Z"
-        for e in await api.events(meta["name"], meta["namespace"])
-        if e["reason"] == "IPAllocated" and e["note"].startswith(f"{ip} ")
-    ]
-    return max(times, default=None)
 
 
 def serves_from(spec: Obj, before: Obj | None) -> Obj | None:
