@@ -218,7 +218,8 @@ class ExaBGP:
         """Wait up to `timeout` for the channel to be up; whether it is."""
         if self.running:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._up.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._up.wait()
         return self.ready
 
     @property
@@ -259,7 +260,8 @@ class ExaBGP:
         if proc is not None and proc.returncode is None:
             self._terminate()
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await proc.wait()
             except TimeoutError:
                 self._terminate(signal.SIGKILL)
                 await proc.wait()

@@ -93,7 +93,8 @@ class BfdClient:
         """The process's counters (`bgp.bfd.engine.Stats`)."""
         self._stats = asyncio.get_running_loop().create_future()
         self._write({"stats": True})
-        return await asyncio.wait_for(self._stats, 5.0)
+        async with asyncio.timeout(5.0):  # not wait_for: on 3.11 it can swallow a cancel
+            return await self._stats
 
     # ---- internals ----------------------------------------------------------------------------
     async def _run_once(self) -> None:
@@ -152,7 +153,8 @@ class BfdClient:
             assert proc.stdin is not None
             proc.stdin.close()  # end of input: the process exits (without AdminDown unless asked)
         try:
-            await asyncio.wait_for(proc.wait(), 2.0)
+            async with asyncio.timeout(2.0):
+                await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()
