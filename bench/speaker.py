@@ -5,7 +5,13 @@ Driver.apply at 10k and 50k routes, and the full resync after ExaBGP is killed w
   - latency: Services created one at a time (paced), each -> its /32 imported by BIRD, p50/p99/max
     (BIRD's own import timestamps against the wall clock just before the create request);
   - throughput: N Services created as fast as the API takes them -> all N routes in BIRD,
-    routes/s, against raw ExaBGP bulk measured in the same run.
+    routes/s, against raw ExaBGP bulk measured in the same run;
+  - rollout: the speaker then holding N routes is sent SIGTERM (its Node stays, graceful restart
+    on) and a new one started: routes BIRD lost meanwhile (polled every 50 ms; must be 0) and
+    seconds from the new speaker's start to its End-of-RIB ending BIRD's graceful restart;
+(3) a refusing router: an FRR that answers every UPDATE with a NOTIFICATION (a 127.x next hop is
+    martian to it), for a minute: sessions it took per minute and the speaker's API writes
+    (BGPNodeState, Events) per minute, against ExaBGP alone against the same FRR (its own retry).
 Routes are /32s of 198.18.0.0/15 (RFC 2544, set aside for benchmarks); nothing reaches the kernel.
 
     python bench/speaker.py [--quick]
@@ -33,18 +39,21 @@ from _common import (
     ROOT,
     Controller,
     Server,
+    Watch,
     in_parallel,
     install_crd,
     percentile,
     request,
     row,
 )
-from speaker_raw import driver_apply, raw_bulk, resync_after_kill
+from speaker_raw import driver_apply, raw_bulk, refused_raw, resync_after_kill
 
 from tests.bgplab import PORT, Bird, Neighbor, loopback_pair
+from tests.frrlab import Frr, FrrNeighbor
 
 NODE = "bench-node"
 LBIPAM = "/apis/lbipam.io/v1alpha1"
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 
 
 def _service(index: int) -> dict[str, Any]:
@@ -80,11 +89,14 @@ def _slice(index: int) -> dict[str, Any]:
 class Setup:
     """API server, CRDs, pool, advertisement, peer, Node; BIRD; controller and speaker."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, refusing: bool = False) -> None:
         self.directory = directory
         self.server = Server(directory / "db.sqlite", directory / "kubeconfig")
-        router, self.speaker_address = loopback_pair("bench-speaker")
-        self.bird = Bird(directory / "bird", router, [Neighbor(self.speaker_address)])
+        router, self.speaker_address = loopback_pair(f"bench-speaker-{refusing}")
+        self.bird: Bird | Frr = Bird(directory / "bird", router, [Neighbor(self.speaker_address)])
+        if refusing:
+            neighbor = FrrNeighbor(self.speaker_address)
+            self.bird = Frr(directory / "frr", router, [neighbor], allow_martian=False)
         self.controller = Controller(directory / "kubeconfig", ("--concurrency", "8"))
         self.speaker: asyncio.subprocess.Process | None = None
 
@@ -108,14 +120,19 @@ class Setup:
         await request(http, "PATCH", f"/api/v1/nodes/{NODE}/status", addresses, MERGE)
         await self.bird.start()
         await self.controller.start()
+        await self.start_speaker()
+        if isinstance(self.bird, Bird):
+            await _until(self._established, 60, "the BGP session")
+
+    async def start_speaker(self) -> None:
         self.speaker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "lbipam", "speaker", "--node", NODE,
-            "--kubeconfig", str(self.directory / "kubeconfig"), "--log-level", "warning",
+            "--kubeconfig", str(self.directory / "kubeconfig"), "--log-level", "error",
             cwd=ROOT, env=CHILD_ENV,
         )  # fmt: skip
-        await _until(self._established, 60, "the BGP session")
 
     async def _established(self) -> bool:
+        assert isinstance(self.bird, Bird)
         return await self.bird.state() == "Established"
 
     async def stop(self) -> None:
@@ -195,6 +212,78 @@ async def throughput(setup: Setup, http: aiohttp.ClientSession, first: int, coun
     return count / seconds
 
 
+async def rollout(setup: Setup, routes: int) -> tuple[float, int]:
+    """SIGTERM the speaker holding `routes` routes (a rollout: its Node stays, graceful restart
+    on), then start the next one. (Seconds from its start until its End-of-RIB ended BIRD's
+    graceful restart with every route re-sent, routes BIRD was seen without meanwhile.)"""
+    bird, speaker = setup.bird, setup.speaker
+    assert isinstance(bird, Bird)
+    assert speaker is not None
+    lowest = routes
+
+    async def poll() -> None:
+        nonlocal lowest
+        while True:
+            lowest = min(lowest, await bird.count())
+            await asyncio.sleep(0.05)  # the poll interval: BIRD's table every 50 ms
+
+    watcher = asyncio.create_task(poll())
+    try:
+        speaker.send_signal(signal.SIGTERM)
+        await speaker.wait()
+        before, _ = await bird.updates_received()
+        began = time.perf_counter()
+        await setup.start_speaker()
+
+        async def ended() -> bool:
+            received, restarting = await bird.updates_received()
+            return received >= before + routes and not restarting
+
+        await _until(ended, 300, "End-of-RIB from the new speaker")
+        return time.perf_counter() - began, routes - lowest
+    finally:
+        watcher.cancel()
+
+
+async def refusing(seconds: float) -> tuple[float, float]:
+    """A speaker against a refusing FRR for `seconds`: (sessions FRR took, API writes of the
+    speaker: BGPNodeState updates and Events), per minute."""
+    with tempfile.TemporaryDirectory(prefix="lbipam-bench-refusing-") as tmp:
+        setup = Setup(Path(tmp), refusing=True)
+        await setup.server.start()
+        async with aiohttp.ClientSession(setup.server.url) as http:
+            try:
+                await setup.start(http)
+                for index in range(2):
+                    await request(http, "POST", f"{SLICES}", _slice(index))
+                    await request(http, "POST", "/api/v1/namespaces/default/services", _service(index))
+                frr = setup.bird
+                assert isinstance(frr, Frr)
+
+                async def sessions() -> int:
+                    return int((await frr.neighbor(setup.speaker_address)).get("connectionsEstablished", 0))
+
+                async def refused() -> bool:
+                    return await sessions() > 0
+
+                await _until(refused, 60, "the first refused session")
+                states = Watch(http, f"{LBIPAM}/bgpnodestates", lambda *_: None)
+                watcher = asyncio.create_task(states.run())
+                first, events = await sessions(), len(await _speaker_events(http))
+                await asyncio.sleep(seconds)  # the window measured
+                took = await sessions() - first
+                writes = states.events + len(await _speaker_events(http)) - events
+                watcher.cancel()
+            finally:
+                await setup.stop()
+    return took * 60 / seconds, writes * 60 / seconds
+
+
+async def _speaker_events(http: aiohttp.ClientSession) -> list[Any]:
+    listed = await request(http, "GET", "/apis/events.k8s.io/v1/events", None)
+    return [e for e in listed["items"] if e.get("reportingController") == "lbipam.io/speaker"]
+
+
 async def end_to_end(quick: bool) -> tuple[float, float]:
     count, rate, bulk = (30, 20.0, 500) if quick else (300, 20.0, 10_000)
     with tempfile.TemporaryDirectory(prefix="lbipam-bench-speaker-") as tmp:
@@ -213,6 +302,11 @@ async def end_to_end(quick: bool) -> tuple[float, float]:
                 print(f"end to end: {bulk:,} Services created 8 in flight")
                 e2e = await throughput(setup, http, count, bulk)
                 row(f"{bulk:,} Services -> routes in BIRD", f"{e2e:8.0f} routes/s")
+                held = count + bulk
+                print(f"rollout: SIGTERM the speaker holding {held:,} routes, start the next")
+                eor, lost = await rollout(setup, held)
+                row(f"{held:,} routes: new speaker's start -> End-of-RIB", f"{eor:8.2f} s")
+                row(f"{held:,} routes: routes BIRD lost meanwhile", f"{lost:8d}")
             finally:
                 await setup.stop()
     return e2e, float(bulk)
@@ -243,6 +337,16 @@ async def main(quick: bool, e2e_only: bool = False) -> None:
     e2e, bulk = await end_to_end(quick)
     raw = raw_rates[min(raw_rates)]
     row(f"{bulk:,.0f} Services end to end / raw ExaBGP bulk", f"{e2e:8.0f} / {raw:.0f} = {e2e / raw:.2f}")
+    await against_a_refusing_router(15.0 if quick else 60.0)
+
+
+async def against_a_refusing_router(window: float) -> None:
+    print(f"a refusing router (FRR, NOTIFICATION 3/8 on every UPDATE), {window:.0f} s each")
+    sessions, writes = await refusing(window)
+    alone = await refused_raw(window)
+    row("ExaBGP alone: sessions FRR took", f"{alone:8.0f} per minute")
+    row("the speaker: sessions FRR took", f"{sessions:8.0f} per minute ({sessions / alone:.3f} of alone)")
+    row("the speaker: API writes (BGPNodeState, Events)", f"{writes:8.0f} per minute")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ Routes are /32s of 198.18.0.0/15 (RFC 2544, set aside for benchmarks); nothing r
     driver_apply(n)     the same n routes with one Driver.apply (the speaker's path)
     resync_after_kill(n)  SIGKILL ExaBGP holding n routes (graceful restart): time until every route
                         is re-imported by BIRD and End-of-RIB sent, and whether BIRD ever lost one
+    refused_raw(s)      ExaBGP alone, announcing one route to an FRR that refuses it (NOTIFICATION
+                        3/8, a 127.x next hop), for s seconds: sessions FRR took per minute
     main()              prints routes/s for both and their ratio at 10k and 50k, and the resync
 
 `python bench/speaker_raw.py [--quick]`. The lead's bench/speaker.py imports these functions.
@@ -38,6 +40,7 @@ from bgp.driver import Driver  # noqa: E402
 from bgp.exabgp import ExaBGP  # noqa: E402
 from bgp.views import PeerView, RouteAttributes, RoutePlan  # noqa: E402
 from tests.bgplab import Bird, Neighbor, loopback_pair  # noqa: E402
+from tests.frrlab import Frr, FrrNeighbor  # noqa: E402
 
 ATTRS = RouteAttributes("self", ("64512:100",), ("64512:1:1",), local_pref=200, med=50)
 BULK = 1000  # prefixes per bulk line, as the driver sends them
@@ -216,6 +219,56 @@ async def resync_after_kill(n: int, directory: Path | None = None) -> tuple[floa
 
             await until(refreshed, 300)
             return up, time.monotonic() - killed, n - lowest
+
+
+# The API process of refused_raw: announce one route, then keep reading ExaBGP's output.
+ANNOUNCE_ONCE = textwrap.dedent(
+    """
+    import sys
+    sys.stdout.write("announce route 198.18.0.1/32 next-hop self\\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        pass
+    """
+)
+
+
+async def refused_raw(seconds: float, directory: Path | None = None) -> float:
+    """Sessions per minute a refusing FRR takes from ExaBGP alone (its own reconnect timing)."""
+    with tempfile.TemporaryDirectory(prefix="refused-", dir=directory) as tmp:
+        work = Path(tmp)
+        router, speaker = loopback_pair(f"bench-refused-{time.time()}")
+        (work / "announce.py").write_text(ANNOUNCE_ONCE)
+        view = PeerView(name="bench", address=router, asn=65000, local_asn=65000, port=1179, source=speaker,
+                        router_id=speaker, families=("ipv4-unicast",))  # fmt: skip
+        config = render.render_config([view], python=sys.executable, relay_socket="/unused")
+        config = config.replace(
+            f"run {sys.executable} -m bgp.relay /unused;", f"run {sys.executable} {work / 'announce.py'};"
+        )
+        (work / "exabgp.conf").write_text(config)
+        frr = Frr(work / "frr", router, [FrrNeighbor(speaker)], allow_martian=False)
+        async with frr:
+            env = {**ExaBGP(work).environment(), "exabgp_api_ack": "false"}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "exabgp", str(work / "exabgp.conf"), env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+
+            async def taken() -> int:
+                return int((await frr.neighbor(speaker)).get("connectionsEstablished", 0))
+
+            try:
+                await until(lambda: _positive(taken), 60)
+                first = await taken()
+                await asyncio.sleep(seconds)  # the window measured
+                return (await taken() - first) * 60 / seconds
+            finally:
+                proc.terminate()
+                await proc.wait()
+
+
+async def _positive(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() > 0
 
 
 def _row(label: str, value: str) -> None:

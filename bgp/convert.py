@@ -3,9 +3,9 @@ the speaker reads Kubernetes object fields.
 
 BGPPeer -> PeerView (the TCP-MD5 password resolved from its Secret, the router ID defaulted from
 the node), BGPAdvertisement -> AdvertisementView, Service + its EndpointSlices -> AnnouncedService,
-LoadBalancerIPPool -> PoolInfo, Node -> NodeInfo. What cannot be used becomes a `Problem` (an Event
-reason and a message naming the field); the view then carries the messages in `problems`, and the
-planner leaves it out. Called by `bgp.speaker`; pure, no I/O.
+LoadBalancerIPPool and PodCIDRPool -> PoolInfo, Node -> NodeInfo. What cannot be used becomes a
+`Problem` (an Event reason and a message naming the field); the view then carries the messages in
+`problems`, and the planner leaves it out. Called by `bgp.speaker`; pure, no I/O.
 """
 
 from __future__ import annotations
@@ -18,9 +18,17 @@ from typing import Any
 
 import pydantic
 
-from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo
-from lbipam.api import BGPAdvertisement, BGPPeer, LoadBalancerIPPool, compiled, describe_errors
+from bgp.views import AdvertisementView, AnnouncedService, BfdView, NodeInfo, PeerView, PoolInfo
+from lbipam.api import (
+    AcceptedAddresses,
+    BGPAdvertisement,
+    BGPPeer,
+    LoadBalancerIPPool,
+    compiled,
+    describe_errors,
+)
 from lbipam.api.common import check_safe
+from lbipam.api.podcidrpool import AcceptedFamilies, PodCIDRPoolSpec
 from lbipam.core.addresses import AddressError, Block, parse_address, parse_cidr
 from lbipam.core.lbviews import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, LB_CLASS
 
@@ -84,7 +92,8 @@ def _canonical_address(text: object) -> str | None:
 
 # ---- Node ---------------------------------------------------------------------------------------
 def node_info(obj: Obj) -> NodeInfo:
-    """Labels, spec.podCIDRs (else spec.podCIDR) and the first InternalIP of each family."""
+    """Labels, spec.podCIDRs (else spec.podCIDR), the first InternalIP of each family, whether
+    it is cordoned (spec.unschedulable) or being deleted."""
     spec = obj.get("spec") or {}
     cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
     pod_cidrs = []
@@ -106,6 +115,8 @@ def node_info(obj: Obj) -> NodeInfo:
         pod_cidrs=tuple(pod_cidrs),
         ipv4=found.get(4),
         ipv6=found.get(6),
+        unschedulable=spec.get("unschedulable") is True,
+        deleting=bool(_meta(obj).get("deletionTimestamp")),
     )
 
 
@@ -207,6 +218,9 @@ def peer_view(
         families=tuple(spec.families),
         node_selector=compiled(spec.node_selector),
         problems=tuple(p.message for p in problems),
+        bfd=BfdView(spec.bfd.min_rx_ms, spec.bfd.min_tx_ms, spec.bfd.multiplier)
+        if spec.bfd.enabled
+        else None,
     )
     return view, problems
 
@@ -310,19 +324,29 @@ def _valid_pool(obj: Obj) -> PoolInfo | None:
     return PoolInfo(name=_name(obj), labels=_labels(obj), blocks=tuple(b.block() for b in pool.spec.blocks))
 
 
+def _recorded_pool(obj: Obj) -> PoolInfo | None:
+    """The blocks the controller serves an invalid spec from (`status.accepted`), if recorded."""
+    try:
+        accepted = AcceptedAddresses.model_validate((obj.get("status") or {}).get("accepted"))
+    except pydantic.ValidationError:
+        return None
+    return PoolInfo(name=_name(obj), labels=_labels(obj), blocks=tuple(b.block() for b in accepted.blocks))
+
+
 def pool_infos(
     objs: Iterable[Obj], previous: Mapping[str, PoolInfo]
 ) -> tuple[dict[str, PoolInfo], list[PoolInfo]]:
     """(accepted, serving) by the controller's rules. Accepted: every pool's spec to serve from;
-    a spec that does not validate keeps the one accepted before (from `previous`; none at
-    start-up). Serving: of two overlapping pools the newer (creationTimestamp, then name) serves
-    nothing, as its Conflict condition says."""
+    a spec that does not validate keeps the blocks the controller recorded in `status.accepted`
+    (so a speaker started meanwhile withdraws nothing), else those accepted before (`previous`).
+    Serving: of two overlapping pools the newer (creationTimestamp, then name) serves nothing,
+    as its Conflict condition says."""
     ordered = sorted(objs, key=lambda o: (str(_meta(o).get("creationTimestamp") or ""), _name(o)))
     accepted: dict[str, PoolInfo] = {}
     serving: list[PoolInfo] = []
     taken: list[Block] = []
     for obj in ordered:
-        info = _valid_pool(obj) or previous.get(_name(obj))
+        info = _valid_pool(obj) or _recorded_pool(obj) or previous.get(_name(obj))
         if info is None:
             continue
         info = PoolInfo(name=info.name, labels=_labels(obj), blocks=info.blocks)  # labels: latest
@@ -332,3 +356,26 @@ def pool_infos(
         taken.extend(info.blocks)
         serving.append(info)
     return accepted, serving
+
+
+# ---- PodCIDRPools ---------------------------------------------------------------------------------
+def pod_pool_infos(objs: Iterable[Obj]) -> list[PoolInfo]:
+    """The blocks of every PodCIDRPool: its spec's CIDRs when the spec is valid, and the families
+    the controller last accepted (status.accepted), which it still serves from while a new spec
+    is refused. A node's PodCIDR is announced only inside one of them."""
+    infos = []
+    for obj in objs:
+        blocks: list[Block] = []
+        try:
+            spec = PodCIDRPoolSpec.model_validate(obj.get("spec") or {})
+            blocks += [b for v in (4, 6) for b in spec.blocks_by_family()[v]]
+        except pydantic.ValidationError:
+            pass  # the controller reports it
+        try:
+            accepted = AcceptedFamilies.model_validate((obj.get("status") or {}).get("accepted") or {})
+            blocks += [b for f in (accepted.ipv4, accepted.ipv6) if f is not None for b in f.blocks()]
+        except pydantic.ValidationError:
+            pass
+        if blocks:
+            infos.append(PoolInfo(name=_name(obj), blocks=tuple(blocks)))
+    return infos

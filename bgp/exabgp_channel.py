@@ -2,7 +2,8 @@
 
 Used only by `bgp.exabgp`. Commands go down as lines; ExaBGP answers each with `done` or `error`, in
 the order it received them, and writes JSON state events in between. A `Channel` matches answers to
-commands (at most `window` unanswered), turns state events into `SessionEvent`s, and gives up --
+commands (at most `window` unanswered), turns state events into `SessionEvent`s and the
+NOTIFICATIONs routers send into `NotificationEvent`s, and gives up --
 failing every unanswered command -- when the connection breaks, when the relay reports that it had
 to drop lines, or when an answer is overdue (then `on_wedged` restarts ExaBGP).
 
@@ -53,6 +54,17 @@ class SessionEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationEvent:
+    """A router sent a NOTIFICATION (RFC 4271 4.5): error code, subcode and data (hex), as ExaBGP
+    reported it just before the session's `down` event."""
+
+    peer: str
+    code: int
+    subcode: int
+    data: str = ""  # "0x4003..." as ExaBGP writes it, "" when empty
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """The channel is up. `fresh`: a new ExaBGP process, which holds no routes. `neighbors`: peer
     address -> ExaBGP's FSM state name (IDLE, ACTIVE, CONNECT, OPENSENT, OPENCONFIRM, ESTABLISHED)."""
@@ -69,7 +81,7 @@ class Lost:
     exited: bool = False  # ExaBGP itself exited: its sessions are gone too
 
 
-Event = SessionEvent | Ready | Lost
+Event = SessionEvent | NotificationEvent | Ready | Lost
 
 
 @dataclass(slots=True)
@@ -219,8 +231,25 @@ class Channel:
                 self._held.append(event)
             else:
                 _log.debug("session event before the channel opened", peer=peer, state=event.state)
+        elif message.get("type") == "notification":
+            self._notification(message)
         elif message.get("type") == "relay":
             self.close(f"the relay dropped {message.get('dropped')} lines from ExaBGP")
+
+    def _notification(self, message: dict[str, Any]) -> None:
+        neighbor = message.get("neighbor")
+        if not isinstance(neighbor, dict) or neighbor.get("direction") != "receive":
+            return  # ExaBGP's own "shutdown" notice, or one we sent (the down event says so)
+        body = neighbor.get("notification") or {}
+        try:
+            code, subcode = int(body["code"]), int(body["subcode"])
+        except (KeyError, TypeError, ValueError):
+            return
+        peer = str((neighbor.get("address") or {}).get("peer", ""))
+        data = str(body.get("data") or "")
+        event = NotificationEvent(peer, code, subcode, "" if data in ("0x", "") else data)
+        if not self._syncing:
+            self.events.put_nowait(event)
 
     def _answer(self, text: str) -> None:
         if not self.pending or (self._syncing and not self.pending[0].output):

@@ -71,7 +71,8 @@ def add_speaker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.add_argument(
         "--runtime-dir",
         type=Path,
-        help="directory for ExaBGP's configuration and the API socket (default: a new temporary "
+        help="directory for ExaBGP's configuration and the API socket, created if missing; a "
+        "relative path is taken from the current directory at start (default: a new temporary "
         "directory, removed at exit)",
     )
     cmd.add_argument(
@@ -111,10 +112,31 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("exabgp is neither next to the interpreter nor on PATH: give --exabgp")
     if shutil.which(args.exabgp) is None:
         raise UserError(f"--exabgp {args.exabgp}: no such program (or it is not executable)")
+    if args.runtime_dir is not None:
+        problem = prepare_runtime_dir(args)
+        if problem:
+            raise UserError(f"--runtime-dir {args.runtime_dir}: {problem}")
     # A bad kubeconfig or a metrics port in use raise UserErrors too: `lbipam.cli` says them in
     # one line, exit code 2.
     asyncio.run(_serve(args))
     return 0
+
+
+def prepare_runtime_dir(args: argparse.Namespace) -> str | None:
+    """Make `args.runtime_dir` absolute (ExaBGP runs with its own working directory and is
+    handed paths inside it), create it (mode 0700) and check that it can be used; why not."""
+    runtime: Path = args.runtime_dir
+    try:
+        runtime = runtime.expanduser().resolve()
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (OSError, RuntimeError) as err:
+        return f"cannot be created: {err.strerror if isinstance(err, OSError) else err}"
+    if not runtime.is_dir():
+        return "is not a directory"
+    if not os.access(runtime, os.W_OK | os.X_OK):
+        return "is not writable by this user"
+    args.runtime_dir = runtime
+    return None
 
 
 async def _serve(args: argparse.Namespace) -> None:

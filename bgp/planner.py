@@ -10,12 +10,12 @@ peer (no endpoints, no pool, ...) is given once with `peer=None` and the IP's ho
 output does not depend on the order of the inputs: Services, IPs, peers and prefixes are sorted.
 
 The one promise that matters most is checked again at the end, independently of how routes were
-made: nothing outside a pool block or this node's own PodCIDRs is ever announced.
+made: nothing outside a pool block or this node's own PodCIDRs (those inside a PodCIDRPool) is
+ever announced. Next hops and attributes follow `bgp.rules`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -23,6 +23,7 @@ from typing import cast
 import netaddr
 
 from bgp.poolindex import PoolIndex
+from bgp.rules import NO_NEXT_HOP, next_hop, route_attributes
 from bgp.views import (
     AdvertisementView,
     AnnouncedService,
@@ -46,8 +47,8 @@ NO_PEERS = "noPeers"
 PEER_NOT_SELECTED = "peerNotSelected"
 AGGREGATION_REFUSED = "aggregationRefused"
 FAMILY_NOT_ENABLED = "familyNotEnabled"
-NO_IPV6_NEXT_HOP = "noIPv6NextHop"
 OUTSIDE_POOLS = "outsidePools"
+POD_CIDR_NOT_IN_POOL = "podCIDRNotInPool"
 
 #: Refusal messages kept per advertisement; the rest are counted in one last message, so that a
 #: bad aggregationLength over 50k Services does not become 50k Events.
@@ -62,15 +63,6 @@ Prefix = tuple[int, int, int, str]
 FanOut = list[tuple[str, str, str, frozenset[int]]]
 
 
-def community_key(text: str) -> tuple[int, tuple[int, ...], str]:
-    """Sort key for (large) communities: numeric ones by value ("64512:20" before "64512:100"),
-    well-known names after them."""
-    parts = text.split(":")
-    if all(p.isdigit() for p in parts):
-        return 0, tuple(int(p) for p in parts), text
-    return 1, (), text
-
-
 @dataclass(slots=True)
 class _Planning:
     """What one call works out once (per advertisement, per peer) and what it gathers."""
@@ -78,6 +70,7 @@ class _Planning:
     node: NodeInfo
     ads: Sequence[AdvertisementView]
     index: PoolIndex
+    pod_index: PoolIndex  # PodCIDRPool blocks: a PodCIDR is announced only inside one
     peers: dict[str, PeerView]  # the sessions this node opens, by name, sorted
     node_ads: list[int]  # valid advertisements that select this node
     ad_pools: list[frozenset[str]]
@@ -88,6 +81,7 @@ class _Planning:
     refused: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)  # by (version, IP)
     fan_outs: dict[tuple[tuple[int, ...], int], FanOut] = field(default_factory=dict)
     aggregates: dict[tuple[int, int, int], Prefix] = field(default_factory=dict)
+    pod_refusals: list[str] = field(default_factory=list)
 
     def decide(self, service: str, prefix: str, peer: str | None, reason: str, detail: str = "") -> None:
         self.decisions.append(Decision(service, prefix, peer, reason, detail))
@@ -99,12 +93,15 @@ def plan_routes(
     advertisements: Sequence[AdvertisementView],
     services: Sequence[AnnouncedService],
     pools: Sequence[PoolInfo],
+    pod_pools: Sequence[PoolInfo] = (),
 ) -> RoutePlan:
     """The routes `node` announces to each peer it opens, with a decision for every Service IP.
 
     Peers with problems or whose nodeSelector does not select `node` are left out (the speaker
-    does not open them); every other peer has an entry, empty when nothing goes to it."""
+    does not open them); every other peer has an entry, empty when nothing goes to it. `pools`
+    are the LoadBalancerIPPools, `pod_pools` the PodCIDRPools (their blocks only)."""
     planning = _prepare(node, peers, advertisements, pools)
+    planning.pod_index = PoolIndex(pod_pools)
     _plan_pod_cidrs(planning)
     for service in sorted(services, key=lambda s: (s.key, s.ips)):
         _plan_service(planning, service)
@@ -124,29 +121,20 @@ def _prepare(
         node=node,
         ads=ads,
         index=PoolIndex(pools),
+        pod_index=PoolIndex(()),
         peers={p.name: p for p in opened},
         node_ads=[i for i, a in enumerate(ads) if not a.problems and a.node_selector.matches(node.labels)],
         ad_pools=[frozenset(p.name for p in pools if a.pool_selector.matches(p.labels)) for a in ads],
         ad_peers=[tuple(n for n in names if not a.peers or n in a.peers) for a in ads],
-        next_hops={p.name: {4: "self", 6: _ipv6_next_hop(node, p)} for p in opened},
+        next_hops={p.name: {v: next_hop(v, p, node) for v in (4, 6)} for p in opened},
         routes={name: {} for name in names},
     )
 
 
-def _ipv6_next_hop(node: NodeInfo, peer: PeerView) -> str | None:
-    """The session's own IPv6 source address when it has one (the peer reaches it for sure),
-    else the node's IPv6 InternalIP; None when neither is an IPv6 address."""
-    for text in (peer.source, node.ipv6):
-        with contextlib.suppress(AddressError):
-            address = parse_address(text or "")
-            if address.version == 6:
-                return str(address)
-    return None
-
-
 def _plan_pod_cidrs(planning: _Planning) -> None:
     """A valid advertisement with podCIDRs: true that selects this node announces the node's
-    PodCIDRs, exactly, to its peers (no pool or Service selector applies)."""
+    PodCIDRs, exactly, to its peers (no pool or Service selector applies), when they lie inside
+    a PodCIDRPool: a PodCIDR set by hand outside every pool is refused."""
     pod_ads = [i for i in planning.node_ads if planning.ads[i].pod_cidrs]
     if not pod_ads:
         return
@@ -159,6 +147,11 @@ def _plan_pod_cidrs(planning: _Planning) -> None:
         prefix = (net.version, int(net.first), int(net.last), str(net.cidr))
         if planning.node.excluded:
             planning.decide("", prefix[3], None, NODE_EXCLUDED, f"node {planning.node.name} is excluded")
+            continue
+        if not planning.pod_index.holders(*prefix[:3]):
+            why = f"spec.podCIDRs: {prefix[3]} is in no PodCIDRPool; it is not announced"
+            planning.decide("", prefix[3], None, POD_CIDR_NOT_IN_POOL, why)
+            planning.pod_refusals.append(why)
             continue
         covered = _route_to_peers(planning, "", [(prefix, pod_ads)])
         if len(covered) < len(planning.peers):
@@ -296,7 +289,8 @@ def _fan_out(planning: _Planning, ads: tuple[int, ...], version: int) -> FanOut:
         if family not in view.families:
             result.append((peer, FAMILY_NOT_ENABLED, f"the peer's families lack {family}", chosen))
         elif planning.next_hops[peer][version] is None:
-            result.append((peer, NO_IPV6_NEXT_HOP, "no IPv6 address on the node or the session", chosen))
+            why = f"no IPv{version} address on the session or the node (InternalIP)"
+            result.append((peer, NO_NEXT_HOP[version], why, chosen))
         else:
             result.append((peer, ANNOUNCED, "", chosen))
     planning.fan_outs[(ads, version)] = result
@@ -320,6 +314,7 @@ def _finish(planning: _Planning) -> RoutePlan:
     its decisions say so."""
     outside = _outside_prefixes(planning)
     cache: dict[tuple[frozenset[int], str, bool], RouteAttributes] = {}
+    draining = planning.node.unschedulable
     routes: dict[str, dict[str, RouteAttributes]] = {}
     dropped: set[tuple[str, str]] = set()
     for peer, planned in planning.routes.items():
@@ -334,7 +329,8 @@ def _finish(planning: _Planning) -> RoutePlan:
             cache_key = (planned[prefix], hop, ibgp)
             attributes = cache.get(cache_key)
             if attributes is None:
-                attributes = cache[cache_key] = _attributes(planning.ads, planned[prefix], hop, ibgp)
+                given_by = [planning.ads[i] for i in sorted(planned[prefix])]
+                attributes = cache[cache_key] = route_attributes(given_by, hop, ibgp, draining)
             out[prefix[3]] = attributes
     decisions = planning.decisions
     if dropped:
@@ -345,40 +341,30 @@ def _finish(planning: _Planning) -> RoutePlan:
             else d
             for d in decisions
         ]
-    return RoutePlan(routes=routes, decisions=tuple(decisions), refusals=_refusals(planning))
+    return RoutePlan(
+        routes=routes,
+        decisions=tuple(decisions),
+        refusals=_refusals(planning),
+        pod_cidr_refusals=tuple(planning.pod_refusals),
+    )
 
 
 def _outside_prefixes(planning: _Planning) -> set[Prefix]:
     """The invariant, checked apart from how the routes were made: a planned prefix lies in a
-    pool block or is one of this node's PodCIDRs. The rules above never break it; if a bug
-    does, the route is dropped rather than announced."""
+    pool block or is one of this node's PodCIDRs inside a PodCIDRPool. The rules above never
+    break it; if a bug does, the route is dropped rather than announced."""
     own = set()
     for text in planning.node.pod_cidrs:
         try:
             net = parse_cidr(text)
         except AddressError:
             continue
-        own.add((net.version, int(net.first), int(net.last)))
+        span = (net.version, int(net.first), int(net.last))
+        if planning.pod_index.holders(*span):
+            own.add(span)
     planned = {prefix for routes in planning.routes.values() for prefix in routes}
     holders = planning.index.holders
     return {p for p in planned if (p[0], p[1], p[2]) not in own and not holders(p[0], p[1], p[2])}
-
-
-def _attributes(
-    ads: Sequence[AdvertisementView], chosen: frozenset[int], next_hop: str, ibgp: bool
-) -> RouteAttributes:
-    """United over every advertisement that gave the route: communities of all, the highest
-    local preference (iBGP only), the lowest MED."""
-    views = [ads[i] for i in chosen]
-    prefs = [a.local_pref for a in views if a.local_pref is not None]
-    meds = [a.med for a in views if a.med is not None]
-    return RouteAttributes(
-        next_hop=next_hop,
-        communities=tuple(sorted({c for a in views for c in a.communities}, key=community_key)),
-        large_communities=tuple(sorted({c for a in views for c in a.large_communities}, key=community_key)),
-        local_pref=max(prefs) if prefs and ibgp else None,
-        med=min(meds) if meds else None,
-    )
 
 
 def _refusals(planning: _Planning) -> dict[str, tuple[str, ...]]:

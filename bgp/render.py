@@ -5,7 +5,8 @@ The only module that writes ExaBGP syntax; pure (no I/O). Called by `bgp.driver`
 through: a newline in a community would end the command and start a second one of the user's
 choosing, and ExaBGP reads its API as ASCII. So a control character, a non-ASCII character, a
 malformed address, prefix or community, or a number out of range raises `RenderError`, whose
-message names the field and quotes the value.
+message names the field and quotes the value -- except a password, which is never quoted: it is
+written as base64 (any UTF-8 text is safe there) and only its length is checked.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ def neighbor_block(peer: PeerView, default_router_id: str | None = None) -> list
     families = " ".join(f"{_family_words(family)};" for family in peer.families)
     lines += [
         f"    family {{ {families} }}",
-        f"    api {{ processes [ {PROCESS} ]; neighbor-changes; }}",
+        # NOTIFICATIONs the router sends come up as events: what it refused, and why.
+        f"    api {{ processes [ {PROCESS} ]; neighbor-changes; receive {{ parsed; notification; }} }}",
         "}",
     ]
     return lines
@@ -147,9 +149,12 @@ def _hold_time(value: object, where: str) -> int:
     return hold
 
 
-def _password(value: str, where: str) -> str:
-    # Base64 in the file: no quoting or escaping rules of ExaBGP's tokeniser can bite.
-    key = safe(value, f"{where}: password").encode()
+def _password(value: object, where: str) -> str:
+    """The TCP MD5 key as base64 of its UTF-8 bytes: no quoting or escaping rules of ExaBGP's
+    tokeniser can bite, and any character is safe. Errors name the field, never the value."""
+    if not isinstance(value, str):
+        raise RenderError(f"{where}: password: expected text")
+    key = value.encode("utf-8", errors="replace")
     if not 1 <= len(key) <= MAX_PASSWORD:
         raise RenderError(f"{where}: password: {len(key)} bytes; TCP MD5 keys are 1..{MAX_PASSWORD} bytes")
     return base64.b64encode(key).decode()

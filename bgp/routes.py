@@ -62,22 +62,33 @@ class Checked:
 
 
 def desired(
-    plan: Mapping[str, RouteAttributes], families: Iterable[str], checked: Checked
+    plan: Mapping[str, RouteAttributes],
+    families: Iterable[str],
+    checked: Checked,
+    session: str | None = None,
 ) -> tuple[dict[str, RouteAttributes], list[str]]:
     """The routes of `plan` that can be sent, by canonical prefix, and the errors of the others.
-    Routes of a family the peer does not carry are left out without an error."""
+    Routes of a family the peer does not carry are left out without an error. On a `session`
+    (the peer's address) of the other family, "next-hop self" is refused: ExaBGP would write the
+    router ID (the planner never gives it; this is the last guard)."""
     wanted: dict[str, RouteAttributes] = {}
     errors: list[str] = []
     families = set(families)
+    session_family = render.family_of(session) if session is not None else None
     for cidr, attrs in plan.items():
         route = checked.route(cidr)
         if isinstance(route, RenderError):
             errors.append(str(route))
             continue
+        family = render.family_of(route)
         problem = checked.attributes(attrs, route)
+        if problem is None and attrs.next_hop == "self" and session_family not in (None, family):
+            problem = RenderError(
+                f"route {route}: no next hop of its family on this session (not the router ID)"
+            )
         if problem is not None:
             errors.append(str(problem))
-        elif render.family_of(route) in families:
+        elif family in families:
             wanted[route] = attrs
     return wanted, errors
 

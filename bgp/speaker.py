@@ -1,16 +1,20 @@
 """The speaker process of one node (`lbipam speaker --node NAME`): cluster objects in, routes out.
 
-Informers keep Nodes (only this one), Services, EndpointSlices, LoadBalancerIPPools, BGPPeers and
-BGPAdvertisements; handlers only mark what changed and wake the planning loop. The loop plans
-at most once per `debounce` (a burst of changes is one round), converts the snapshot to views
-(`bgp.convert`), plans (`bgp.planner.plan_routes`), hands the plan to the driver (which makes
-ExaBGP announce exactly that), and reports bad input (`bgp.nodestate`). Secrets holding TCP-MD5
-passwords are read by name (RBAC: get) when a peer changes and again every `secret_refresh`.
-BGPNodeState is rewritten when the driver reports a session change or the problems change.
+Informers keep Nodes (only this one), Services, EndpointSlices, LoadBalancerIPPools,
+PodCIDRPools, BGPPeers and BGPAdvertisements; handlers only mark what changed and wake the
+planning loop. The loop plans at most once per `debounce` (a burst of changes is one round),
+converts the snapshot to views (`bgp.convert`), plans (`bgp.planner.plan_routes`), hands the plan
+to the driver (which makes ExaBGP announce exactly that), and has `bgp.nodestate.Publisher` tell
+people (BGPNodeState, Events about bad input and refusing routers). Secrets holding TCP-MD5
+passwords are read by name (`bgp.secrets`) when a peer changes and again every `secret_refresh`.
+BFD (`bgp.bfdpeers`, its own process) runs with the peers that enable it; a BFD Down holds the
+peer's BGP session down (`driver.hold_down`) until BFD is Up again (`driver.release`).
 
-Shutdown (the task is cancelled on SIGTERM): planning stops, then `driver.stop()` withdraws every
-route, waits for ExaBGP to acknowledge, and stops ExaBGP; BGPNodeState then shows the sessions
-down. Called by `bgp.main`; tests run `Speaker.run()` as a task.
+Shutdown (the task is cancelled on SIGTERM): planning stops; `bgp.rules.on_sigterm` decides per
+peer whether this is a rollout (graceful restart: the routes stay with the router until the next
+speaker's End-of-RIB) or a drain / departure (withdraw first); `driver.stop(keep)` does it and
+stops ExaBGP; BFD then says AdminDown; BGPNodeState shows the sessions down. Called by `bgp.main`; tests run
+`Speaker.run()` as a task.
 """
 
 from __future__ import annotations
@@ -18,26 +22,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from bgp.bfdpeers import BfdPeers
 from bgp.convert import (
     Problem,
-    SecretRead,
     advertisement_view,
     announced_service,
     node_info,
     peer_view,
+    pod_pool_infos,
     pool_infos,
     secret_ref,
     slice_service,
 )
-from bgp.nodestate import NodeStateWriter, ProblemReporter, Session, peer_entries
+from bgp.nodestate import NodeStateWriter, ProblemReporter, Publisher, Report, Session
 from bgp.planner import plan_routes
+from bgp.rules import on_sigterm
+from bgp.secrets import Secrets
 from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo, RoutePlan
 from lbipam.k8s.client import Kube
-from lbipam.k8s.errors import Backoff, KubeError, NotFound, TemporaryError
+from lbipam.k8s.errors import Backoff, KubeError
 from lbipam.k8s.events import SPEAKER, EventRecorder
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import KVLog
@@ -47,7 +54,7 @@ from lbipam.k8s.resources import (
     ENDPOINTSLICES,
     LBPOOLS,
     NODES,
-    SECRETS,
+    PODCIDRPOOLS,
     SERVICES,
 )
 from lbipam.k8s.status import SPEAKER_FIELD_MANAGER, StatusWriter
@@ -64,8 +71,10 @@ class Driver(Protocol):
     on_change: Callable[[], None] | None  # called when sessions() changed
 
     async def apply(self, plan: RoutePlan, peers: Sequence[PeerView]) -> None: ...
-    async def stop(self) -> None: ...
+    async def stop(self, keep: Collection[str] = ()) -> None: ...
     def sessions(self) -> Mapping[str, Session]: ...
+    async def hold_down(self, peer: str, reason: str) -> None: ...
+    async def release(self, peer: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,48 +83,12 @@ class SpeakerOptions:
     default_class: bool = True  # announce Services without a loadBalancerClass
     debounce: float = 0.05  # at most one planning round per this many seconds
     secret_refresh: float = 60.0  # seconds between re-reads of the MD5 Secrets
+    status_interval: float = 3.0  # BGPNodeState is written at most once per this many seconds
 
 
 def _key(obj: Obj) -> Key:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
-
-
-class Secrets:
-    """The Secrets the peers' passwords live in, read by name (RBAC: get only, no list/watch)."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.kube = kube
-        self.reads: dict[Key, SecretRead] = {}
-        self.stale: set[Key] = set()
-
-    async def read(self, wanted: set[Key], *, force: bool = False) -> bool:
-        """GET the wanted Secrets not read yet (or stale, or all with `force`); forget the rest.
-        Returns whether anything read differs from before."""
-        for key in set(self.reads) - wanted:
-            del self.reads[key]
-        due = wanted if force else {k for k in wanted if k not in self.reads or k in self.stale}
-        changed = False
-        for key in sorted(due):
-            self.stale.discard(key)
-            read = await self._get(key)
-            if read != self.reads.get(key):
-                self.reads[key] = read
-                changed = True
-        return changed
-
-    async def _get(self, key: Key) -> SecretRead:
-        namespace, name = key
-        try:
-            obj = await self.kube.get(SECRETS, name, namespace=namespace)
-        except NotFound:
-            return SecretRead(missing=True)
-        except TemporaryError as err:
-            self.stale.add(key)  # try again next round; keep what we had meanwhile
-            return self.reads.get(key) or SecretRead(error=str(err))
-        except KubeError as err:
-            return SecretRead(error=str(err))
-        return SecretRead(data=dict(obj.get("data") or {}))
 
 
 class Speaker:
@@ -127,6 +100,7 @@ class Speaker:
         *,
         recorder: EventRecorder | None = None,
         status: StatusWriter | None = None,
+        bfd: BfdPeers | None = None,
     ) -> None:
         self.kube = kube
         self.driver = driver
@@ -137,11 +111,16 @@ class Speaker:
         self.services = Informer(kube, SERVICES)
         self.slices = Informer(kube, ENDPOINTSLICES)
         self.pools = Informer(kube, LBPOOLS)
+        self.pod_pools = Informer(kube, PODCIDRPOOLS)
         self.peers = Informer(kube, BGPPEERS)
         self.advertisements = Informer(kube, BGPADVERTISEMENTS)
         self.secrets = Secrets(kube)
         self.reporter = ProblemReporter(recorder or EventRecorder(kube, SPEAKER, options.node[:128]))
         self.nodestate = NodeStateWriter(kube, status or StatusWriter(kube, SPEAKER_FIELD_MANAGER), self.node)
+        self.publisher = Publisher(self.nodestate, self.reporter, options.status_interval)
+        self._bfd_hold = asyncio.Event()  # BFD changed which BGP sessions to hold down
+        self.bfd = bfd or BfdPeers()
+        self.bfd.on_change, self.bfd.on_hold = self.publisher.due, self._bfd_hold.set
         self.plans = 0  # rounds planned and applied (tests wait on it)
         self.plan: RoutePlan | None = None
         self.ready = asyncio.Event()  # the first plan is applied
@@ -149,22 +128,22 @@ class Speaker:
         self._dirty: set[str] = set()  # Service keys whose view is to be rebuilt
         self._slices_of: dict[Key, set[str]] = {}  # Service -> names of its EndpointSlices
         self._accepted: dict[str, PoolInfo] = {}  # last valid spec of each pool
-        self._report: tuple[NodeInfo, list[PeerView], list[AdvertisementView], RoutePlan] | None = None
+        self._report: Report | None = None
         self._decisions: dict[tuple[str, str, str | None], str] = {}
         self._wake = asyncio.Event()
         self._last_round = float("-inf")  # loop time the last round ended
         self._round_took = 0.0  # seconds the last round took
-        self._status_due = asyncio.Event()
         self._node_missing = False
         self._log = _log.bind(node=self.node)
         self.services.add_handler(self._on_service)
         self.slices.add_handler(self._on_slice)
         self.peers.add_handler(self._on_peer)
-        for informer in (self.nodes, self.pools, self.advertisements):
+        for informer in (self.nodes, self.pools, self.pod_pools, self.advertisements):
             informer.add_handler(lambda *_: self._wake.set())
 
     def informers(self) -> list[Informer]:
-        return [self.nodes, self.pools, self.peers, self.advertisements, self.slices, self.services]
+        informers = [self.nodes, self.pools, self.pod_pools, self.peers, self.advertisements]
+        return [*informers, self.slices, self.services]
 
     # ---- change notifications (cheap: mark and wake) ---------------------------------------
     def _on_service(self, event: str, new: Obj, old: Obj | None) -> None:
@@ -201,14 +180,12 @@ class Speaker:
 
     def peer_metrics(self) -> dict[str, PeerMetrics]:
         """lbipam_bgp_session_up / lbipam_bgp_routes_announced, per BGPPeer, at scrape time."""
-        return {
-            name: PeerMetrics(up=s.state == "Established", routes=s.advertised)
-            for name, s in self.driver.sessions().items()
-        }
+        sessions = self.driver.sessions().items()
+        return {name: self.bfd.metrics(name, s.state == "Established", s.advertised) for name, s in sessions}
 
     def changed(self) -> None:
         """The driver's change notification: a session changed state; rewrite BGPNodeState."""
-        self._status_due.set()
+        self.publisher.due()
 
     # ---- running ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -218,22 +195,46 @@ class Speaker:
                 for informer in self.informers():
                     group.create_task(informer.run(), name=f"speaker-informer-{informer.resource.plural}")
                 group.create_task(self._plan_loop(), name="speaker-plan")
-                group.create_task(self._status_loop(), name="speaker-nodestate")
+                group.create_task(self.publisher.run(self._current), name="speaker-nodestate")
                 group.create_task(self._secret_timer(), name="speaker-secrets")
+                group.create_task(self.bfd.run(), name="speaker-bfd")
+                group.create_task(self._bfd_holds(), name="speaker-bfd-holds")
         finally:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        self._log.info("stopping: withdrawing routes")
-        await self.driver.stop()
-        self._log.info("routes withdrawn, ExaBGP stopped")
+        keep = self._rollout()
+        self._log.info("stopping", keep=sorted(keep) or None)
+        await self.driver.stop(keep)
+        if keep:
+            self._log.info("ExaBGP stopped, routes left to graceful restart", peers=sorted(keep))
+        else:
+            self._log.info("routes withdrawn, ExaBGP stopped")
+        await self.bfd.stop(admin_down=True)  # AdminDown: the routers see a stop, not a failure
         # Best effort, bounded: the routes are gone already, this only tells people so.
-        write = asyncio.ensure_future(self._write_status())
+        write = asyncio.ensure_future(self.publisher.publish(self._current()))
         done, _ = await asyncio.wait({write}, timeout=5.0)
         if not done:
             write.cancel()
         with contextlib.suppress(asyncio.CancelledError, KubeError):
             await write
+
+    def _rollout(self) -> set[str]:
+        """The opened peers whose routes stay with their routers across this stop (a rollout);
+        the others are withdrawn. Decided on the latest Node the informer saw."""
+        if self._report is None:
+            return set()
+        obj = None if self._node_missing else self.nodes.get(None, self.node)
+        node = node_info(obj) if obj is not None else None
+        keep = set()
+        for peer in self._report.peers:
+            if peer.problems or not peer.node_selector.matches(self._report.node.labels):
+                continue
+            decision = on_sigterm(node, peer)
+            self._log.info("on SIGTERM", peer=peer.name, keep=decision.keep, reason=decision.reason)
+            if decision.keep:
+                keep.add(peer.name)
+        return keep
 
     async def _plan_loop(self) -> None:
         for informer in self.informers():
@@ -266,6 +267,19 @@ class Speaker:
         await asyncio.sleep(max(0.0, wait))  # a rate limit; 0: what came with this change comes along
         self._wake.clear()
 
+    async def _bfd_holds(self) -> None:
+        """Hand the driver the BGP sessions BFD holds down, and those it lets up again."""
+        held: frozenset[str] = frozenset()
+        while True:
+            await self._bfd_hold.wait()
+            self._bfd_hold.clear()
+            now = self.bfd.held()
+            for name in sorted(now - held):
+                await self.driver.hold_down(name, "BFD is down; up again when BFD is Up")
+            for name in sorted(held - now):
+                await self.driver.release(name)
+            held = now
+
     async def _secret_timer(self) -> None:
         while True:
             await asyncio.sleep(self.options.secret_refresh)
@@ -294,8 +308,9 @@ class Speaker:
             ads.append(ad)
             problems += found
         self._accepted, pools = pool_infos(self.pools.list(), self._accepted)
-        plan = plan_routes(node, peers, ads, self._services(), pools)
+        plan = plan_routes(node, peers, ads, self._services(), pools, pod_pool_infos(self.pod_pools.list()))
         opened = [p for p in peers if not p.problems and p.node_selector.matches(node.labels)]
+        self.bfd.configure(opened)
         # A SIGTERM may cancel this mid-way: the driver keeps what it is unsure of, and stop()
         # withdraws that too.
         await self.driver.apply(plan, opened)
@@ -304,9 +319,9 @@ class Speaker:
         self._log_decisions(plan)
         for ad_name, messages in plan.refusals.items():
             problems += [Problem("BGPAdvertisement", ad_name, "RouteRefused", m) for m in messages]
-        self._report = (node, peers, ads, plan)
-        self._status_due.set()
-        await self.reporter.report(problems, self._objects())
+        problems += [Problem("Node", node.name, "PodCIDRNotInPool", m) for m in plan.pod_cidr_refusals]
+        self._report = Report(node, peers, ads, plan, problems, self._objects(), node_obj)
+        self.publisher.due()
 
     async def _peer_views(self, node: NodeInfo) -> tuple[list[PeerView], list[Problem]]:
         """Every peer's view; Secrets read for the peers that select this node. Problems of a
@@ -345,6 +360,7 @@ class Speaker:
     def _objects(self) -> dict[tuple[str, str], Obj]:
         objects = {("BGPPeer", _key(o)[1]): o for o in self.peers.list()}
         objects.update({("BGPAdvertisement", _key(o)[1]): o for o in self.advertisements.list()})
+        objects.update({("Node", _key(o)[1]): o for o in self.nodes.list()})
         return objects
 
     def _log_decisions(self, plan: RoutePlan) -> None:
@@ -365,23 +381,9 @@ class Speaker:
         self._decisions = now
 
     # ---- BGPNodeState -------------------------------------------------------------------------
-    async def _status_loop(self) -> None:
-        backoff = Backoff(base=0.5, cap=30.0)
-        while True:
-            await self._status_due.wait()
-            self._status_due.clear()
-            try:
-                await self._write_status()
-                backoff.reset()
-            except Exception as err:  # the API, or a bug: BGPNodeState is worth no crash
-                delay = backoff.next()
-                self._log.warning("BGPNodeState not written", error=repr(err), retry_in=f"{delay:.1f}s")
-                await asyncio.sleep(delay)
-                self._status_due.set()
-
-    async def _write_status(self) -> None:
+    def _current(self) -> Report | None:
+        """The last round's report with the sessions as the driver has them now."""
         if self._report is None:
-            return
-        node, peers, ads, plan = self._report
-        entries = peer_entries(node, peers, self.driver.sessions(), ads, plan.refusals)
-        await self.nodestate.write(entries, owner=self.nodes.get(None, self.node))
+            return None
+        owner = self.nodes.get(None, self.node) or self._report.owner
+        return replace(self._report, sessions=self.driver.sessions(), owner=owner, bfd=self.bfd.states())

@@ -18,6 +18,15 @@ FAMILIES = ("ipv4-unicast", "ipv6-unicast")
 
 
 @dataclass(frozen=True, slots=True)
+class BfdView:
+    """BGPPeer spec.bfd when enabled: the timers of the session (milliseconds)."""
+
+    min_rx_ms: int = 300
+    min_tx_ms: int = 300
+    multiplier: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class PeerView:
     """One BGPPeer as this node's speaker opens it."""
 
@@ -36,6 +45,7 @@ class PeerView:
     families: tuple[str, ...] = FAMILIES
     node_selector: Selector = EVERYTHING
     problems: tuple[str, ...] = ()  # why the peer is not opened (names the field)
+    bfd: BfdView | None = None  # None: BFD is off
 
     @property
     def ibgp(self) -> bool:
@@ -88,10 +98,16 @@ class NodeInfo:
     pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs, canonical text
     ipv4: str | None = None  # InternalIP of each family
     ipv6: str | None = None
+    unschedulable: bool = False  # spec.unschedulable: cordoned, being drained
+    deleting: bool = False  # metadata.deletionTimestamp is set
 
     @property
     def excluded(self) -> bool:
         return EXCLUDE_LABEL in self.labels
+
+    def address(self, version: int) -> str | None:
+        """The InternalIP of IP version 4 or 6."""
+        return self.ipv4 if version == 4 else self.ipv6
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +139,7 @@ class RoutePlan:
     routes: Mapping[str, Mapping[str, RouteAttributes]] = field(default_factory=dict)
     decisions: tuple[Decision, ...] = ()
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # advertisement -> problems
+    pod_cidr_refusals: tuple[str, ...] = ()  # this node's PodCIDRs refused, and why (Events on the Node)
 
     def count(self, peer: str) -> int:
         return len(self.routes.get(peer, {}))

@@ -22,7 +22,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bgp.driver import Driver
 from bgp.views import PeerView, RouteAttributes, RoutePlan
@@ -100,6 +100,7 @@ class Neighbor:
     password: str | None = None
     graceful_restart: bool = True
     name: str = "speaker"
+    limit: int | None = None  # `receive limit N action restart`: a router that refuses more
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Bird:
     address: str
     neighbors: Sequence[Neighbor]
     port: int = PORT
+    netns: str | None = None  # run inside this network namespace (tests/netns.py)
     proc: asyncio.subprocess.Process | None = field(default=None, init=False)
 
     @property
@@ -117,9 +119,11 @@ class Bird:
         return str(self.directory / "bird.ctl")
 
     def config(self) -> str:
+        router_id = self.address if ":" not in self.address else "192.0.2.254"  # IPv4 only
         lines = [
-            f"router id {self.address};",
+            f"router id {router_id};",
             'timeformat route "%s.%6f";',
+            f'log "{self.directory / "bird.log"}" all;',
             "protocol device { }",
         ]
         for n in self.neighbors:
@@ -133,8 +137,9 @@ class Bird:
             ]
             if n.password is not None:
                 lines.append(f'  password "{n.password}";')
+            limit = f" receive limit {n.limit} action restart;" if n.limit is not None else ""
             lines += [
-                "  ipv4 { import all; export none; };",
+                f"  ipv4 {{ import all; export none;{limit} }};",
                 "  ipv6 { import all; export none; next hop address ::1; };",
                 "}",
             ]
@@ -143,13 +148,14 @@ class Bird:
         return text
 
     async def start(self) -> None:
-        if not port_free(self.address, self.port):
+        if self.netns is None and not port_free(self.address, self.port):
             raise RuntimeError(f"{self.address}:{self.port} is taken")
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "bird.conf"
         conf.write_text(self.config())
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = await asyncio.create_subprocess_exec(
-            "bird", "-f", "-c", str(conf), "-s", self.control,
+            *wrap, "bird", "-f", "-c", str(conf), "-s", self.control,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await eventually_ok(lambda: self.birdc("show status"), timeout=10)
@@ -176,6 +182,11 @@ class Bird:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+    async def limit_hits(self) -> int:
+        """Sessions BIRD ended over a `receive limit` since it started (from its log)."""
+        log = self.directory / "bird.log"
+        return log.read_text(errors="replace").count("hits route receive limit") if log.exists() else 0
 
     async def birdc(self, *command: str) -> str:
         return await run("birdc", "-s", self.control, *command)
@@ -373,13 +384,20 @@ class Lab:
         await eventually_ok(up, timeout=15)
 
 
-def make_peer(bird: Bird, speaker: str, **changes: object) -> PeerView:
+class Listening(Protocol):
+    """A router the driver dials: BIRD, GoBGP, FRR (tests/frrlab.py)."""
+
+    address: str
+    port: int
+
+
+def make_peer(router: Listening, speaker: str, **changes: object) -> PeerView:
     fields: dict[str, object] = {
         "name": "tor",
-        "address": bird.address,
+        "address": router.address,
         "asn": 65000,
         "local_asn": 65000,
-        "port": bird.port,
+        "port": router.port,
         "source": speaker,
         "router_id": speaker,
         "hold_time": 30,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -25,6 +26,7 @@ from tests.helpers import eventually
 
 Obj = dict[str, Any]
 T = TypeVar("T")
+STOP_TIMEOUT = 20.0  # seconds a cancelled controller has to end
 
 
 async def until(
@@ -67,9 +69,20 @@ class Running:
             return
         self.stopped = True
         self.task.cancel()
+        done, _ = await asyncio.wait([self.task], timeout=STOP_TIMEOUT)
+        if not done:  # a hang: say where every task waits, rather than hang the test run
+            raise AssertionError(f"{self.name} did not stop within {STOP_TIMEOUT}s:\n{task_stacks()}")
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         await self.kube.close()
+
+
+def task_stacks() -> str:
+    """Where every task of this event loop waits."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=8, file=out)
+    return out.getvalue()
 
 
 async def settled_read(

@@ -309,7 +309,11 @@ async def start(
     task = asyncio.create_task(app.run(), name=name)
     running = Running(app, kube, task, name)
     if leader is None:
-        await eventually(lambda: app.lb.ready.is_set() or task.done(), timeout=20)
+        try:
+            await eventually(lambda: app.lb.ready.is_set() or task.done(), timeout=20)
+        except AssertionError:
+            await running.stop()  # not left running (and retrying) after the test
+            raise
     return running
 
 

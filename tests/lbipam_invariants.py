@@ -64,6 +64,7 @@ class Pool:
     blocks: list[Span] = field(default_factory=list)
     serving: bool = False
     loses_to: str | None = None
+    beats: list[str] = field(default_factory=list)  # the newer pools it wins an overlap against
 
     @property
     def spec(self) -> Obj:
@@ -81,6 +82,15 @@ class Pool:
         allow = bool(self.spec.get("allowFirstLastIPs"))
         return sum(s.last - s.first + 1 - len(s.reserved(allow)) for s in self.blocks if s.version == version)
 
+    def held_back(self, version: int, held: set[str]) -> set[str] | None:
+        """The addresses of this pool that its status says the reuse delay holds back (and no
+        Service holds); None when the status lists only some of them."""
+        record = (self.obj.get("status") or {}).get("heldBack") or {}
+        if record.get("omitted"):
+            return None
+        listed = {netaddr.IPAddress(e["ip"]) for e in record.get("addresses") or []}
+        return {str(ip) for ip in listed if ip.version == version and str(ip) not in held and self.holds(ip)}
+
     def selects(self, svc: Service) -> bool:
         services = compile_selector(self.spec.get("serviceSelector"))
         spaces = compile_selector(self.spec.get("namespaceSelector"))
@@ -97,6 +107,8 @@ def serving_pools(objs: list[Obj], accepted: Mapping[str, Obj | None]) -> dict[s
         if pool.accepted is not None:
             pool.loses_to = next((o.name for o in pools.values() if o.serving and _overlap(o, pool)), None)
             pool.serving = pool.loses_to is None
+            if pool.loses_to is not None:
+                pools[pool.loses_to].beats.append(name)
         pools[name] = pool
     return pools
 
@@ -281,13 +293,27 @@ def _servable(
         or (have and cond["status"] == "False")
     ):
         return ""
-    free = {
-        f: any(p.total(f) > len(held.get((p.name, f), ())) for p in _eligible(s, pools, f))
-        for f in s.families
-    }
+    free = {f: any(_free(p, f, held) for p in _eligible(s, pools, f)) for f in s.families}
     if s.policy == "RequireDualStack" and not have:
         return "IPv4/IPv6" if all(free.values()) else ""
     return next((f"IPv{f}" for f in s.families if f not in have and free[f]), "")
+
+
+def _free(pool: Pool, family: int, held: Mapping[tuple[str, int], set[str]]) -> int:
+    """Addresses of `family` nobody holds and the reuse delay does not hold back (as listed)."""
+    ips = held.get((pool.name, family), set())
+    return pool.total(family) - len(ips) - len(pool.held_back(family, ips) or ())
+
+
+def waits(s: Service, pools: Mapping[str, Pool], family: int) -> list[Pool]:
+    """The pools in which Service `s` waits for an address of `family`: it wants one by pool
+    choice (no requested IP, a readable request), has none, and they are eligible."""
+    cond = s.condition
+    if not s.handled or cond is None or cond["reason"] == "InvalidRequest" or s.requested() is not None:
+        return []
+    if family not in s.families or any(netaddr.IPAddress(ip).version == family for ip in s.ingress):
+        return []
+    return _eligible(s, pools, family)
 
 
 def _eligible(s: Service, pools: Mapping[str, Pool], family: int) -> list[Pool]:
@@ -332,17 +358,41 @@ def _pool_problems(
             yield f"pool {pool.name}: conditions {got}, expected Ready {ready}, Conflict {conflict}"
         if pool.loses_to and pool.loses_to not in conditions["Conflict"]["message"]:
             yield f"pool {pool.name}: Conflict message does not name {pool.loses_to}"
-        free = []
+        for newer in pool.beats:
+            if newer not in conditions["Conflict"]["message"]:
+                yield f"pool {pool.name}: Conflict message does not name the newer pool {newer}"
+        yield from _accepted_problems(pool)
+        full, waited = [], []
         for family in (4, 6):
             total = pool.total(family) if pool.serving else 0
             ips = held.get((pool.name, family), set())
-            used = len(ips)
-            want = {"total": str(total), "used": str(used), "available": str(total - used)}
-            if status.get(f"ipv{family}") != want:
-                shown = status.get(f"ipv{family}")
+            back = pool.held_back(family, ips) if pool.serving else set()
+            want = {"total": str(total), "used": str(len(ips))}
+            if back is not None:  # else the status lists only some of what it holds back
+                want["available"] = str(total - len(ips) - len(back))
+            shown = status.get(f"ipv{family}") or {}
+            if {k: shown.get(k) for k in want} != want:
                 yield f"pool {pool.name}: ipv{family} {shown}, Services hold {want}: {sorted(ips)}"
-            if total:
-                free.append(total - used)
-        exhausted = "True" if free and not any(free) else "False"
-        if conditions.get("Exhausted", {}).get("status") != exhausted:
-            yield f"pool {pool.name}: Exhausted should be {exhausted}"
+            if total and shown.get("available") == "0":
+                full.append(family)
+                if any(pool.name in {p.name for p in waits(s, pools, family)} for s in svcs):
+                    waited.append(family)
+        families = [f for f in (4, 6) if pool.serving and pool.total(f)]
+        named = full if families and full == families else waited
+        exhausted = conditions.get("Exhausted", {})
+        if exhausted.get("status") != ("True" if named else "False"):
+            yield f"pool {pool.name}: Exhausted should be {'True' if named else 'False'} ({exhausted})"
+        elif named and not all(f"IPv{f}" in exhausted.get("message", "") for f in named):
+            yield f"pool {pool.name}: Exhausted does not name {named}: {exhausted.get('message')}"
+
+
+def _accepted_problems(pool: Pool) -> Iterator[str]:
+    """status.accepted records the addresses the pool serves from (its last accepted spec)."""
+    recorded, serving = (pool.obj.get("status") or {}).get("accepted"), pool.accepted
+    if recorded is None or serving is None or spans(recorded) != spans(serving):
+        if (recorded, serving) != (None, None):
+            yield f"pool {pool.name}: status.accepted {recorded}, serving {(serving or {}).get('blocks')}"
+        return
+    for key in ("allowFirstLastIPs", "avoidBuggyIPs"):
+        if bool(recorded.get(key)) != bool(serving.get(key)):
+            yield f"pool {pool.name}: status.accepted.{key} {recorded.get(key)} != {serving.get(key)}"

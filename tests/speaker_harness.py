@@ -2,7 +2,8 @@
 
 Everything real: the embedded API server (fixtures `kubeconfig`, `lbipam_crds`), the LB-IPAM
 controller in-process (tests/lbipam_harness.py), the speaker in-process (`running_speaker`) or as
-`python -m lbipam speaker` (`SpeakerProcess`) with its own ExaBGP, and BIRD (tests/bgplab.py).
+`python -m lbipam speaker` (`SpeakerProcess`) with its own ExaBGP, and BIRD (tests/bgplab.py) or
+FRR (tests/frrlab.py): `router(kind, ...)` makes either, `routes(router)` reads either's table.
 - builders: Nodes (with InternalIPs in status), EndpointSlices, BGPPeers, BGPAdvertisements,
   Secrets, plain dicts as a user's manifests;
 - `Cluster`: the test's client with the writes those tests make (retrying nothing: no faults);
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,12 +36,14 @@ from lbipam.k8s.resources import (
     EVENTS,
     LBPOOLS,
     NODES,
+    PODCIDRPOOLS,
     SECRETS,
     SERVICES,
     Resource,
 )
 from tests.bgplab import PORT, Bird, Neighbor, Route, loopback_pair, port_free
 from tests.controller_harness import until
+from tests.frrlab import Frr, FrrNeighbor
 from tests.lbipam_harness import controller
 
 Obj = dict[str, Any]
@@ -124,6 +128,7 @@ class Cluster:
         kinds = {
             "Service": SERVICES,
             "LoadBalancerIPPool": LBPOOLS,
+            "PodCIDRPool": PODCIDRPOOLS,
             "BGPPeer": BGPPEERS,
             "BGPAdvertisement": BGPADVERTISEMENTS,
             "EndpointSlice": ENDPOINTSLICES,
@@ -202,17 +207,68 @@ def bird(directory: Path, router: str, *speakers: str, password: str | None = No
     )
 
 
+Router = Bird | Frr
+ROUTERS = ("bird", "frr")  # the kinds `router` makes, for parametrize
+
+
+def router(
+    kind: str,
+    directory: Path,
+    address: str,
+    speaker: str,
+    *,
+    password: str | None = None,
+    netns: str | None = None,
+    asn: int = 65000,
+    speaker_asn: int = 65000,
+    refuse: bool = False,
+) -> Router:
+    """A BIRD or FRR (`kind`) at `address` that accepts one session from `speaker`, graceful
+    restart on (helper). `refuse`: a router that ends every session the speaker's routes reach
+    with a NOTIFICATION (FRR: the 127.x next hop, 3/8; BIRD: more than one route, 6/1)."""
+    if kind == "frr":
+        neighbor = FrrNeighbor(speaker, asn=speaker_asn, password=password)
+        return Frr(directory, address, [neighbor], asn=asn, allow_martian=not refuse, netns=netns)
+    neighbor = Neighbor(
+        speaker, asn=speaker_asn, local_asn=asn, password=password, limit=1 if refuse else None
+    )
+    return Bird(directory, address, [neighbor], netns=netns)
+
+
+async def routes(router: Router, protocol: str | None = None) -> dict[str, Route]:
+    """Every route the router holds, both families."""
+    if isinstance(router, Frr):
+        return {**await router.routes("ipv4"), **await router.routes("ipv6")}
+    return await router.routes(protocol)
+
+
+async def session_state(router: Router, speaker: str) -> str:
+    """The router's BGP state of the session from `speaker` (Established, Active, ...)."""
+    if isinstance(router, Frr):
+        return await router.state(speaker)
+    return await router.state()
+
+
+async def restarting(router: Router) -> bool:
+    """Whether the router is holding our routes for a restarting speaker (graceful restart
+    helper at work: FRR marks them stale, BIRD says so of the protocol)."""
+    if isinstance(router, Frr):
+        found = await routes(router)
+        return bool(found) and all(r.stale for r in found.values())
+    return (await router.updates_received())[1]
+
+
 async def table(
-    router: Bird,
+    router: Router,
     expected: set[str],
     protocol: str | None = None,
     timeout: float = 20,  # noqa: ASYNC109  # a polling deadline, as `eventually` has
 ) -> dict[str, Route]:
-    """Wait until BIRD holds exactly `expected` (from `protocol`); its routes then."""
+    """Wait until the router holds exactly `expected` (BIRD: from `protocol`); its routes then."""
 
     async def holds() -> tuple[dict[str, Route]] | None:
-        routes = await router.routes(protocol)
-        return (routes,) if set(routes) == expected else None  # a tuple: {} is falsy
+        found = await routes(router, protocol)
+        return (found,) if set(found) == expected else None  # a tuple: {} is falsy
 
     (found,) = await until(holds, timeout=timeout)
     return found
@@ -253,12 +309,22 @@ class RunningSpeaker:
 
 
 async def start_speaker(
-    kubeconfig: Path, node: str, runtime_dir: Path, *, secret_refresh: float = 60.0
+    kubeconfig: Path,
+    node: str,
+    runtime_dir: Path,
+    *,
+    secret_refresh: float = 60.0,
+    status_interval: float = 0.2,
+    exabgp: Sequence[str] | None = None,
 ) -> RunningSpeaker:
-    """A speaker for `node` in this process, with its own client and ExaBGP (in `runtime_dir`)."""
+    """A speaker for `node` in this process, with its own client and ExaBGP (in `runtime_dir`,
+    run as `exabgp` when given: e.g. inside a network namespace). BGPNodeState is written at
+    most every `status_interval` seconds (tests that count writes give the default's 3 s)."""
     kube = await connect(str(kubeconfig))
-    options = SpeakerOptions(node=node, debounce=0.02, secret_refresh=secret_refresh)
-    speaker = Speaker(kube, Driver(runtime_dir), options)
+    options = SpeakerOptions(
+        node=node, debounce=0.02, secret_refresh=secret_refresh, status_interval=status_interval
+    )
+    speaker = Speaker(kube, Driver(runtime_dir, command=exabgp), options)
     task = asyncio.create_task(speaker.run(), name=f"speaker-{node}")
     return RunningSpeaker(speaker, kube, task)
 
@@ -295,11 +361,21 @@ class SpeakerProcess:
 
     @classmethod
     async def start(
-        cls, kubeconfig: Path, node: str, runtime_dir: Path, log: Path, *flags: str
+        cls,
+        kubeconfig: Path,
+        node: str,
+        runtime_dir: Path,
+        log: Path,
+        *flags: str,
+        cwd: Path = ROOT,
+        wrap: Sequence[str] = (),
     ) -> SpeakerProcess:
+        """Run it in `cwd`; `runtime_dir` as given (a relative one is resolved there); `wrap`: a
+        command prefix, e.g. `ip netns exec NS` (tests/lab.py)."""
         args = ["speaker", "--node", node, "--kubeconfig", str(kubeconfig), "--runtime-dir", str(runtime_dir)]
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
+                *wrap,
                 sys.executable,
                 "-m",
                 speaker_module(),
@@ -310,7 +386,8 @@ class SpeakerProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
-                cwd=ROOT,
+                cwd=cwd,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
         return cls(proc, log)
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from bgp.exabgp_channel import Channel, ChannelDown, CommandFailed, CommandTimeout, Event, SessionEvent
+from bgp.exabgp_channel import (
+    Channel,
+    ChannelDown,
+    CommandFailed,
+    CommandTimeout,
+    Event,
+    NotificationEvent,
+    SessionEvent,
+)
 
 SNAPSHOT = json.dumps([{"peer": {"address": "192.0.2.1"}, "fsm": "ESTABLISHED"}])
 
@@ -155,3 +163,21 @@ async def test_line_breaks_never_leave(pair: Pair) -> None:
         with pytest.raises(ValueError, match="refusing"):
             await pair.channel.submit(bad)
     assert not pair.channel.pending
+
+
+def notification(peer: str, direction: str, code: int, subcode: int, data: str) -> str:
+    body = {"code": code, "subcode": subcode, "data": data, "message": ""}
+    neighbor = {"address": {"peer": peer}, "direction": direction, "notification": body}
+    return json.dumps({"type": "notification", "neighbor": neighbor})
+
+
+async def test_a_notification_from_the_router_becomes_an_event(pair: Pair) -> None:
+    await opened(pair)
+    await pair.say(
+        notification("192.0.2.1", "send", 4, 0, "0x"),  # one we sent: the down event says so
+        json.dumps({"type": "notification", "notification": "shutdown"}),  # ExaBGP's own notice
+        notification("192.0.2.1", "receive", 3, 8, "0x4003047F000001"),
+        state("192.0.2.1", "down"),
+    )
+    assert await pair.events.get() == NotificationEvent("192.0.2.1", 3, 8, "0x4003047F000001")
+    assert await pair.events.get() == SessionEvent("192.0.2.1", "down")

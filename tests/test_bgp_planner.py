@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bgp import planner
-from bgp.planner import MAX_REFUSALS, community_key, plan_routes
+from bgp.planner import MAX_REFUSALS, plan_routes
 from bgp.poolindex import PoolIndex
+from bgp.rules import community_key
 from bgp.views import (
     EXCLUDE_LABEL,
     FAMILIES,
@@ -40,6 +41,8 @@ POOLS = [
     PoolInfo("blue", {"color": "blue"}, (parse_block("192.0.2.0/26"), parse_block("2001:db8::/120"))),
     PoolInfo("red", {"color": "red"}, (parse_block("198.51.100.10-198.51.100.20"),)),
 ]
+#: The PodCIDRPools: NODE's PodCIDRs lie inside them (a PodCIDR outside every pool is refused).
+POD_POOLS = [PoolInfo("pods", blocks=(parse_block("203.0.113.0/24"), parse_block("2001:db8:1::/112")))]
 IBGP = PeerView("tor-a", "192.0.2.254", asn=64512, local_asn=64512)
 EBGP = PeerView("tor-b", "198.51.100.254", asn=64513, local_asn=64512)
 PEERS = [IBGP, EBGP]
@@ -73,8 +76,9 @@ def plan(
     peers: Sequence[PeerView] = PEERS,
     node: NodeInfo = NODE,
     pools: Sequence[PoolInfo] = POOLS,
+    pod_pools: Sequence[PoolInfo] = POD_POOLS,
 ) -> RoutePlan:
-    return plan_routes(node, peers, ads, services, pools)
+    return plan_routes(node, peers, ads, services, pools, pod_pools)
 
 
 def routes(result: RoutePlan, peer: str = "tor-a") -> dict[str, RouteAttributes]:
@@ -395,20 +399,20 @@ def test_a_family_the_peer_does_not_carry_is_skipped() -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "node_ipv6", "hop"),
+    ("peer_address", "node_ipv6", "hop"),
     [
-        pytest.param(None, "2001:db8:ff::1", "2001:db8:ff::1", id="node-address"),
-        pytest.param("2001:db8:ee::1", "2001:db8:ff::1", "2001:db8:ee::1", id="session-source-first"),
-        pytest.param("2001:db8:ee::1", None, "2001:db8:ee::1", id="session-source-only"),
-        pytest.param("192.0.2.250", "2001:db8:ff::1", "2001:db8:ff::1", id="ipv4-source-ignored"),
-        pytest.param("192.0.2.250", None, None, id="none"),
+        pytest.param("192.0.2.9", None, "2001:db8:ff::1", id="ipv4-session-node-ipv6"),
+        pytest.param("192.0.2.9", "2001:db8:ee::1", None, id="ipv4-session-no-node-ipv6"),
     ],
 )
-def test_ipv6_next_hop(source: str | None, node_ipv6: str | None, hop: str | None) -> None:
-    peer = PeerView("p", "2001:db8:ee::2", 64512, 64512, source=source)
-    node = NodeInfo("n1", ipv4="192.0.2.250", ipv6=node_ipv6)
+def test_ipv6_next_hop_over_an_ipv4_session(
+    peer_address: str, node_ipv6: str | None, hop: str | None
+) -> None:
+    """An IPv6 route over an IPv4 session takes the node's IPv6 InternalIP, else is refused."""
+    peer = PeerView("p", peer_address, 64512, 64512, source="192.0.2.250")
+    node = NodeInfo("n1", ipv4="192.0.2.250", ipv6=None if hop is None else "2001:db8:ff::1")
     result = plan([svc("s", "192.0.2.5", "2001:db8::5")], peers=[peer], node=node)
-    assert routes(result, "p")["192.0.2.5/32"].next_hop == "self"
+    assert routes(result, "p")["192.0.2.5/32"].next_hop == "192.0.2.250"  # the session's source
     if hop is None:
         assert "2001:db8::5/128" not in routes(result, "p")
         assert ("2001:db8::5/128", "p", "noIPv6NextHop") in reasons(result)
@@ -519,13 +523,20 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     ]
     labels = {EXCLUDE_LABEL: ""} if draw(st.integers(0, 3)) == 0 else {"zone": "a"}
     ipv6 = draw(st.sampled_from([None, "2001:db8:ff::1"]))
-    node = NodeInfo("n1", labels, ("203.0.113.0/26", "2001:db8:1::/120"), "192.0.2.250", ipv6)
+    pod_cidrs = ("203.0.113.0/26", "2001:db8:1::/120", *draw(st.sampled_from([(), ("0.0.0.0/1",)])))
+    node = NodeInfo("n1", labels, pod_cidrs, "192.0.2.250", ipv6)
     families = draw(st.sampled_from([FAMILIES, ("ipv4-unicast",)]))
     peers = [
         PeerView("tor-a", "192.0.2.254", 64512, 64512),
         PeerView("tor-b", "192.0.2.253", 64513, 64512, families=families),
     ]
     return node, peers, ads, services, pools
+
+
+def _in_pod_pools(cidr: str) -> bool:
+    net = netaddr.IPNetwork(cidr)
+    blocks = [b for p in POD_POOLS for b in p.blocks]
+    return any(b.version == net.version and b.first <= net.first and net.last <= b.last for b in blocks)
 
 
 def _reference(
@@ -539,7 +550,8 @@ def _reference(
     that give it."""
     out: dict[str, dict[str, set[str]]] = {p.name: {} for p in peers}
     valid = [a for a in ads if not a.problems and a.node_selector.matches(node.labels)]
-    wanted = [(netaddr.IPNetwork(c), a) for a in valid if a.pod_cidrs for c in node.pod_cidrs]
+    pods = [c for c in node.pod_cidrs if _in_pod_pools(c)]
+    wanted = [(netaddr.IPNetwork(c), a) for a in valid if a.pod_cidrs for c in pods]
     for service in services:
         ready = node.name in service.ready_nodes if service.local else service.ready_anywhere
         for ip in map(netaddr.IPAddress, service.ips):
@@ -564,7 +576,7 @@ def _reference(
 @given(snapshots())
 def test_plans_follow_the_rules_and_keep_their_promises(snapshot: Snapshot) -> None:
     node, peers, ads, services, pools = snapshot
-    result = plan_routes(node, peers, ads, services, pools)
+    result = plan_routes(node, peers, ads, services, pools, POD_POOLS)
     reference = _reference(*snapshot)
     assert {p: set(r) for p, r in result.routes.items()} == {p: set(r) for p, r in reference.items()}
     by_name = {a.name: a for a in ads}
@@ -580,7 +592,8 @@ def test_plans_follow_the_rules_and_keep_their_promises(snapshot: Snapshot) -> N
             assert attributes.med == (min(meds) if meds else None)
             prefs = [a.local_pref for a in given_by if a.local_pref is not None and ibgp[peer]]
             assert attributes.local_pref == (max(prefs) if prefs else None)
-            assert attributes.next_hop == ("self" if netaddr.IPNetwork(prefix).version == 4 else node.ipv6)
+            version = netaddr.IPNetwork(prefix).version
+            assert attributes.next_hop == ("self" if version == 4 else node.ipv6)  # IPv4 sessions
     if node.excluded:
         assert all(not planned for planned in result.routes.values())
     announced = {(d.peer, d.prefix) for d in result.decisions if d.reason == "announced"}
@@ -590,7 +603,7 @@ def test_plans_follow_the_rules_and_keep_their_promises(snapshot: Snapshot) -> N
 
 def _inside(prefix: str, pools: Sequence[PoolInfo], node: NodeInfo) -> bool:
     net = netaddr.IPNetwork(prefix)
-    if str(net.cidr) in node.pod_cidrs:
+    if str(net.cidr) in node.pod_cidrs and _in_pod_pools(prefix):
         return True
     blocks = [b for p in pools for b in p.blocks]
     return any(b.version == net.version and b.first <= net.first and net.last <= b.last for b in blocks)

@@ -6,6 +6,8 @@ Regenerate the golden files after an intended change with LBIPAM_UPDATE_GOLDEN=1
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 import subprocess
 import sys
@@ -83,6 +85,30 @@ def test_password_is_written_in_base64() -> None:
     assert '    md5-password "cGEic3M7IHdvcmR9";' in block  # base64 of pa"ss; word}
 
 
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param("pässwörd", id="non-ascii"),
+        pytest.param("pw\nneighbor 0.0.0.0 {", id="newline"),
+        pytest.param("密码🔑", id="cjk-and-emoji"),
+    ],
+)
+def test_any_password_is_written_as_base64_of_its_utf8_bytes(password: str) -> None:
+    block = "\n".join(render.neighbor_block(dataclasses.replace(PEERS[0], password=password)))
+    encoded = base64.b64encode(password.encode()).decode()
+    assert f'    md5-password "{encoded}";' in block
+    assert password not in block  # and nothing of it as written: the config holds base64 only
+
+
+@pytest.mark.parametrize("password", ["x" * 81, "ä" * 41], ids=["ascii", "non-ascii"])
+def test_a_refused_password_is_never_quoted(password: str) -> None:
+    with pytest.raises(RenderError) as refused:
+        render.neighbor_block(dataclasses.replace(PEERS[0], password=password))
+    assert "password: " in str(refused.value)
+    assert "bytes" in str(refused.value)
+    assert password[:4] not in str(refused.value)
+
+
 def test_router_id_falls_back_to_the_default_then_an_ipv4_source() -> None:
     peer = PeerView(name="p", address="192.0.2.1", asn=1, local_asn=2, source="192.0.2.5")
     assert render.router_id_of(peer, "198.51.100.9") == "198.51.100.9"
@@ -118,8 +144,6 @@ def peer(**changes: object) -> PeerView:
         pytest.param(peer(hold_time=2), "holdTime: 2 is not allowed", id="hold-time-2"),
         pytest.param(peer(multihop=256), "ebgpMultihop", id="ttl-too-big"),
         pytest.param(peer(password="x" * 81), "password: 81 bytes", id="password-too-long"),
-        pytest.param(peer(password="pw\nneighbor 0.0.0.0 {"), r"password: .*'\\n'", id="password-newline"),
-        pytest.param(peer(password="pässword"), "password: .*'ä'", id="password-not-ascii"),
         pytest.param(peer(families=()), "families: at least one", id="no-family"),
         pytest.param(peer(families=("l2vpn-evpn",)), "families: 'l2vpn-evpn'", id="unknown-family"),
         pytest.param(peer(graceful_restart=True, restart_time=4096), "restartTime", id="restart-time"),

@@ -88,6 +88,17 @@ def test_alerts_cover_pools_podcidrs_and_bgp_sessions() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "name", ["LBIPAMPoolExhausted", "LBIPAMPodCIDRPoolExhausted", "LBIPAMPoolAlmostFull"]
+)
+def test_pool_alerts_are_per_pool_and_family(name: str) -> None:
+    """A dual-stack pool out of IPv4 alerts for ipv4 alone (Exhausted names the family); an
+    almost-full family is not also reported while that family is exhausted."""
+    (alert,) = [a for a in alerts() if a["alert"] == name]
+    assert groupings(alert["expr"]) == {"pool", "family"}
+    assert "{{ $labels.family }}" in alert["annotations"]["summary"]
+
+
 @pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
 def test_alert_rule_shape(alert: Obj) -> None:
     assert set(alert) <= {"alert", "expr", "for", "labels", "annotations"}, alert["alert"]

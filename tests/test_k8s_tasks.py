@@ -98,3 +98,58 @@ async def test_task_names_are_unique_while_running() -> None:
 
     await asyncio.wait_for(run_until_signal(setup), timeout=10)
     assert errors
+
+
+async def test_a_signal_runs_the_flush_first_while_the_tasks_still_run() -> None:
+    """The controller's planned writes go out on SIGTERM before anything is cancelled."""
+    worker = Worker()
+    seen: list[bool] = []
+
+    async def flush() -> None:
+        await asyncio.sleep(0)
+        seen.append(worker.cleaned_up)  # the worker still runs while the flush does
+
+    def setup(tasks: Tasks) -> None:
+        tasks.start("worker", worker.run())
+
+        async def send() -> None:
+            await worker.started.wait()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        asyncio.get_running_loop().create_task(send())
+
+    await asyncio.wait_for(run_until_signal(setup, flush=flush), timeout=10)
+    assert seen == [False]
+    assert worker.cleaned_up
+
+
+@pytest.mark.parametrize("cut", ["deadline", "second-signal"])
+async def test_a_flush_that_hangs_is_cut_short(cut: str) -> None:
+    worker = Worker()
+    flushing = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def flush() -> None:
+        flushing.set()
+        try:
+            await asyncio.Event().wait()  # never done
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    def setup(tasks: Tasks) -> None:
+        tasks.start("worker", worker.run())
+
+        async def send() -> None:
+            await worker.started.wait()
+            os.kill(os.getpid(), signal.SIGTERM)
+            await flushing.wait()
+            if cut == "second-signal":
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        asyncio.get_running_loop().create_task(send())
+
+    timeout = 0.2 if cut == "deadline" else 60.0
+    await asyncio.wait_for(run_until_signal(setup, flush=flush, flush_timeout=timeout), timeout=10)
+    assert cancelled == [True]
+    assert worker.cleaned_up

@@ -19,6 +19,7 @@ import netaddr
 
 from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.k8s.resources import LBPOOLS, NAMESPACES, SERVICES
+from tests.chaos_kills import kill_during_invalid_edit, kill_during_reuse_delay
 from tests.lbipam_harness import (
     Api,
     Running,
@@ -81,6 +82,7 @@ class Walk:
     faults: int = 0
     seen: Counter[str] = field(default_factory=Counter)  # steps after which a case was present
     before: dict[str, set[str]] = field(default_factory=dict)  # Service -> IPs, at the last check
+    kills: Counter[str] = field(default_factory=Counter)  # controllers killed mid-way, by when
 
     # ---- random values --------------------------------------------------------------------
     def address(self, family: str) -> str:
@@ -218,10 +220,7 @@ class Walk:
         """Track the spec as the server holds it (with its defaults)."""
         name, spec = obj["metadata"]["name"], obj["spec"]
         self.pools[name] = spec
-        if spans(spec) is not None:
-            self.accepted[name] = spec  # an invalid spec leaves the controller on the last valid one
-        else:
-            self.accepted.setdefault(name, None)
+        self.accepted[name] = serves_from(spec, self.accepted.get(name))
         return f"pool {name} := {spec}"
 
     async def delete_pool(self) -> str:
@@ -287,15 +286,11 @@ class Walk:
 
     async def restart(self, snap: Snapshot) -> None:
         """Stop the controller and start another. An IP stays with its Service when its pool is
-        unchanged (serving before and after, from the same spec), and when no pool serves it
-        after the restart (kept, reported); in a pool that changed it may move."""
+        unchanged (serving before and after, from the same spec: an invalid one's last accepted
+        addresses come back from status.accepted), and when no pool serves it after the restart
+        (kept, reported); in a pool that changed it may move."""
         assert self.ctl is not None
         await self.ctl.stop()
-        pools = serving_pools(snap.pools, self.accepted)
-        for name, spec in self.pools.items():  # a new controller never saw the last valid spec
-            if spans(spec) is None:
-                self.accepted[name] = None
-        later = serving_pools(snap.pools, self.accepted)
         tampered = await self.tamper()
         self.ctl = await start(self.kubeconfig, reuse_delay=0)
         after = {_key(s): set(ingress(s)) for s in (await self.ctl.settle(self.api)).services}
@@ -303,17 +298,15 @@ class Walk:
         moved = []
         for s in (s for s in snap.services if _key(s) != tampered[0]):
             for ip in (ip for ip in ingress(s) if ip != tampered[1]):  # the older of two keeps it
-                address = netaddr.IPAddress(ip)
-                old, new = home(pools, address), home(later, address)
-                same = (
-                    old is not None
-                    and new is not None
-                    and new.name == old.name
-                    and new.accepted is old.accepted
-                )
-                if (same or new is None) and ip not in after[_key(s)]:
+                if ip not in after[_key(s)]:
                     moved.append(f"{_key(s)} lost {ip} across a restart (now {sorted(after[_key(s)])})")
         assert not moved, self.report(moved)
+
+    async def kill_during_invalid_edit(self, snap: Snapshot) -> None:
+        await kill_during_invalid_edit(self, snap)
+
+    async def kill_during_reuse_delay(self, snap: Snapshot) -> None:
+        await kill_during_reuse_delay(self, snap)
 
     async def tamper(self) -> tuple[str, str]:
         """Half the time, while no controller runs, give one Service an ingress IP of our own
@@ -328,6 +321,20 @@ class Walk:
         self.before[key] = self.before.get(key, set()) | {ip}
         self.log.append(f"tamper {key} ingress={ip}")
         return key, ip
+
+
+ADDRESS_FIELDS = ("blocks", "allowFirstLastIPs", "avoidBuggyIPs")
+
+
+def serves_from(spec: Obj, before: Obj | None) -> Obj | None:
+    """The spec the controller serves a pool from once `spec` is written: itself when valid;
+    else its rules with the addresses accepted before (the walk's invalid specs break only the
+    blocks); None when never accepted."""
+    if spans(spec) is not None:
+        return spec
+    if before is None:
+        return None
+    return {**spec, **{k: before[k] for k in ADDRESS_FIELDS if k in before}}
 
 
 def _key(obj: Obj) -> str:
@@ -347,13 +354,25 @@ async def test_chaos(apiserver: EmbeddedAPIServer, kubeconfig: Path, lbipam_crds
                     walk.log.append(fault)
                 snap = await walk.ctl.settle(api, timeout=30)
                 await walk.check(snap)
-                if walk.rng.random() < 0.05:
+                roll = walk.rng.random()
+                if roll < 0.05:
                     walk.log.append("restart")
                     await walk.restart(snap)
-                    await walk.check(await walk.ctl.settle(api, timeout=30))
+                elif roll < 0.065:
+                    await walk.kill_during_invalid_edit(snap)
+                elif roll < 0.075:
+                    await walk.kill_during_reuse_delay(snap)
+                else:
+                    continue
+                await walk.check(await walk.ctl.settle(api, timeout=30))
         finally:
             await walk.ctl.stop()
-    print(f"chaos: seed {SEED}, {STEPS} steps, {walk.restarts} restarts, {walk.faults} write faults")
+    faults, kills = walk.faults, dict(walk.kills)
+    print(
+        f"chaos: seed {SEED}, {STEPS} steps, {walk.restarts} restarts, {faults} write faults, kills {kills}"
+    )
     print("steps after which each case was present:", dict(sorted(walk.seen.items())))
     assert walk.restarts >= 5
+    assert walk.kills["invalid edit"] >= 2, walk.kills
+    assert walk.kills["reuse delay"] >= 2, walk.kills
     assert not ALWAYS - set(walk.seen), f"the walk never met {ALWAYS - set(walk.seen)}: make it wilder"

@@ -164,7 +164,12 @@ async def test_conflict_the_newer_pool_loses_and_names_the_older(ctl: Running, a
     assert "z-older" in message(newer, "Conflict")
     assert "192.0.2.0/28" in message(newer, "Conflict")
     assert counts(newer) == (0, 0, 0)  # it serves nothing, not even its other block
-    assert pool_conditions(await api.pool("z-older"))["Conflict"] == ("False", "NoOverlap")
+    winner = await api.pool("z-older")  # it keeps serving, and names the pool it beats
+    assert pool_conditions(winner)["Conflict"] == ("False", "NewerPoolOverlaps")
+    assert message(winner, "Conflict") == (
+        "block 192.0.2.8/29 of pool a-newer overlaps block 192.0.2.0/28; "
+        "this pool is older and keeps serving, pool(s) a-newer serve nothing"
+    )
     pinned = await api.svc("pinned")
     assert (ingress(pinned), reason(pinned)) == ([], ("False", "NoPool"))
     await api.make(service("asks", annotations={IPS: "192.0.2.9"}))

@@ -93,9 +93,36 @@ def test_speaker_exposition() -> None:
         "# TYPE lbipam_bgp_routes_announced gauge\n"
         'lbipam_bgp_routes_announced{peer="tor-a"} 12.0\n'
         'lbipam_bgp_routes_announced{peer="tor-b"} 0.0\n'
+        "# HELP lbipam_bfd_session_state "
+        "1 for the BFD session's current state (Up, Down, Init, AdminDown), else 0\n"
+        "# TYPE lbipam_bfd_session_state gauge\n"
+        "# HELP lbipam_bfd_state_changes_total BFD session state changes, by the state entered\n"
+        "# TYPE lbipam_bfd_state_changes_total counter\n"
     )
     del peers["tor-b"]  # read at each scrape: a peer removed is gone from the next one
     assert 'peer="tor-b"' not in generate_latest(registry).decode()
+
+
+def test_bfd_series_only_for_peers_with_bfd() -> None:
+    peers = {
+        "tor-a": PeerMetrics(up=False, routes=0, bfd="Down", bfd_changes={"Up": 1, "Down": 2, "Init": 1}),
+        "tor-b": PeerMetrics(up=True, routes=3),
+    }
+    registry = CollectorRegistry()
+    registry.register(SpeakerCollector(lambda: peers))
+    lines = [
+        line for line in generate_latest(registry).decode().splitlines() if line.startswith("lbipam_bfd")
+    ]
+    assert lines == [
+        'lbipam_bfd_session_state{peer="tor-a",state="Up"} 0.0',
+        'lbipam_bfd_session_state{peer="tor-a",state="Down"} 1.0',
+        'lbipam_bfd_session_state{peer="tor-a",state="Init"} 0.0',
+        'lbipam_bfd_session_state{peer="tor-a",state="AdminDown"} 0.0',
+        'lbipam_bfd_state_changes_total{peer="tor-a",state="Up"} 1.0',
+        'lbipam_bfd_state_changes_total{peer="tor-a",state="Down"} 2.0',
+        'lbipam_bfd_state_changes_total{peer="tor-a",state="Init"} 1.0',
+        'lbipam_bfd_state_changes_total{peer="tor-a",state="AdminDown"} 0.0',
+    ]
 
 
 class Broken:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lbipam.core.selectors import compile_selector
-from lbipam.migrate import labels, translate, validate
+from lbipam.migrate import labels, translate
 from lbipam.migrate.metallb_pools import block
 from lbipam.migrate.shapes import dns_name, go_duration, large_community, load_yaml, standard_community
 
@@ -217,17 +217,8 @@ def _bfd_inputs() -> list[dict[str, object]]:
     return [profile, _peer("a", "n1", bfdProfile="fast")]
 
 
-@pytest.mark.skipif(not validate.BFD, reason="BGPPeer spec.bfd arrives with the BFD work (issue 14)")
 def test_a_bfd_profile_becomes_the_peers_bfd() -> None:
     report = translate("metallb", _bfd_inputs())
     (peer,) = [o.obj for o in report.outputs if o.kind == "BGPPeer"]
     assert peer["spec"]["bfd"] == {"enabled": True, "minRxMs": 100, "minTxMs": 150, "multiplier": 3}
     assert report.complete
-
-
-@pytest.mark.skipif(validate.BFD, reason="this lbipam's BGPPeer has spec.bfd")
-def test_without_bfd_in_the_model_the_profile_is_reported_not_carried() -> None:
-    report = translate("metallb", _bfd_inputs())
-    (peer,) = [o.obj for o in report.outputs if o.kind == "BGPPeer"]
-    assert "bfd" not in peer["spec"]
-    assert [f.field for f in report.findings if not f.carried] == ["spec.bfdProfile"]

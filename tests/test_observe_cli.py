@@ -109,7 +109,7 @@ async def test_endpoints_and_json_logs(kubeconfig: Path, lbipam_crds: list[str],
                 return got == [2.0, 1.0]
 
             await until(counted, timeout=20)
-            assert await metric(url, "lbipam_pool_exhausted", pool="web") == 1.0
+            assert await metric(url, "lbipam_pool_exhausted", pool="web", family="ipv4") == 1.0
             assert await metric(url, "lbipam_pool_addresses", pool="web", family="ipv4", state="used") == 2.0
         finally:
             await kube.close()

@@ -209,9 +209,9 @@ async def test_lb_and_podcidr_metrics(kubeconfig: Path, api: PCApi) -> None:
             ("ipv4", "used"): 2.0,
             ("ipv4", "available"): 0.0,
         }
-        assert value(samples, "lbipam_pool_exhausted", pool="small") == 1.0
+        assert value(samples, "lbipam_pool_exhausted", pool="small", family="ipv4") == 1.0
         assert results(samples, "lbipam_allocations_total") == {"allocated": 2.0, "outOfIPs": 1.0}
-        assert value(samples, "lbipam_podcidr_pool_exhausted", pool="pods") == 1.0
+        assert value(samples, "lbipam_podcidr_pool_exhausted", pool="pods", family="ipv4") == 1.0
         assert results(samples, "lbipam_podcidr_allocations_total") == {"allocated": 2.0}
 
         # b goes: c gets its address (reuse delay 0); n3 finds no room, n0 no pool; n1 goes, n3 gets its CIDR.
@@ -252,14 +252,15 @@ async def test_lb_and_podcidr_metrics(kubeconfig: Path, api: PCApi) -> None:
             ("ipv6", "used"): 1.0,
             ("ipv6", "available"): 7.0,
         }
-        assert value(samples, "lbipam_pool_exhausted", pool="dual") == 0.0
-        assert value(samples, "lbipam_pool_exhausted", pool="small") == 1.0
+        assert value(samples, "lbipam_pool_exhausted", pool="dual", family="ipv4") == 0.0
+        assert value(samples, "lbipam_pool_exhausted", pool="dual", family="ipv6") == 0.0
+        assert value(samples, "lbipam_pool_exhausted", pool="small", family="ipv4") == 1.0
         assert pool_series(samples, "lbipam_podcidr_pool_cidrs", "pods") == {
             ("ipv4", "total"): 2.0,
             ("ipv4", "used"): 2.0,
             ("ipv4", "available"): 0.0,
         }
-        assert value(samples, "lbipam_podcidr_pool_exhausted", pool="pods") == 1.0
+        assert value(samples, "lbipam_podcidr_pool_exhausted", pool="pods", family="ipv4") == 1.0
 
         # The same numbers as the pools' status and the Events say.
         for obj in await api.pools():

@@ -155,7 +155,8 @@ async def test_overlapping_pools_the_newer_loses(kubeconfig: Path, api: PCApi, t
         "block 192.0.2.32/27 overlaps block 192.0.2.0/26 of pool b-old, which is older: "
         "this pool serves nothing"
     )
-    assert reason(old, "Conflict") == ("False", "NoOverlap")
+    assert reason(old, "Conflict") == ("False", "NewerPoolOverlaps")  # it serves, and names the newer
+    assert "pool(s) a-new serve nothing" in message(old, "Conflict")
     assert (counts(new), counts(old)) == (("0", "0", "0"), ("4", "1", "3"))
 
 

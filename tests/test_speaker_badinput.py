@@ -12,6 +12,7 @@ from lbipam.k8s.resources import BGPADVERTISEMENTS
 from tests.bgplab import PORT, have
 from tests.controller_harness import until
 from tests.lbipam_harness import pool, service
+from tests.podcidr_harness import pcpool
 from tests.speaker_harness import (
     addresses,
     bgp_advertisement,
@@ -67,7 +68,7 @@ async def test_bad_advertisement_and_bad_peer_reach_nothing_and_are_reported(
             async def reported() -> dict[str, dict[str, object]] | None:
                 peers = await client.node_state("node-a")
                 tor, lost = peers.get("tor") or {}, peers.get("ghost") or {}
-                if tor.get("state") != "Established" or not lost:
+                if tor.get("state") != "Established" or tor.get("advertised") != 1 or not lost:
                     return None
                 return peers
 
@@ -89,3 +90,29 @@ async def test_bad_advertisement_and_bad_peer_reach_nothing_and_are_reported(
 
             await until(cleared, timeout=20)
             assert [reason for reason, _ in await client.speaker_events("wide")] == ["RouteRefused"]
+
+
+async def test_a_pod_cidr_outside_every_pod_cidr_pool_is_never_announced(
+    kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """spec.podCIDR 0.0.0.0/1, set by hand, is in no PodCIDRPool: refused (podCIDRNotInPool),
+    one Warning Event on the Node, and BIRD gets the Service route only."""
+    router, (source,) = addresses(request.node.nodeid)
+    async with bird(tmp_path / "bird", router, source) as bgp, world(kubeconfig) as client:
+        await client.node("node-a", ipv4="192.0.2.21", pod_cidrs=["0.0.0.0/1"])
+        await client.apply(
+            pool("v4", "198.51.100.0/28"),
+            pcpool("pods", (["10.244.0.0/16"], 24)),
+            bgp_peer("tor", router, PORT, sourceAddress=source),
+            bgp_advertisement("all", podCIDRs=True),
+            service("web"),
+            endpoint_slice("web", "web-1", ("node-a", True)),
+        )
+        (ip,) = await until(lambda: client.ingress("web"), timeout=20)
+        async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker"):
+            await table(bgp, {f"{ip}/32"})
+            events = await until(lambda: client.speaker_events("node-a"), timeout=20)
+            assert events == [
+                ("PodCIDRNotInPool", "spec.podCIDRs: 0.0.0.0/1 is in no PodCIDRPool; it is not announced")
+            ]
+            assert set(await bgp.routes()) == {f"{ip}/32"}

@@ -15,6 +15,7 @@ from bgp.convert import (
     handled,
     node_info,
     peer_view,
+    pod_pool_infos,
     pool_infos,
     secret_ref,
     slice_service,
@@ -276,6 +277,20 @@ def test_pools_overlap_the_newer_loses_and_invalid_keeps_the_last_accepted() -> 
     assert pool_infos([broken], {})[1] == []
 
 
+def test_an_invalid_pool_serves_from_status_accepted_in_a_speaker_started_meanwhile() -> None:
+    broken = pool("p", "192.0.2.1/24")  # host bits set: does not validate
+    broken["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.0/24"}, {"start": "198.51.100.7"}]}}
+    accepted, serving = pool_infos([broken], {})  # no previous: a speaker just started
+    assert [str(b) for b in accepted["p"].blocks] == ["192.0.2.0/24", "198.51.100.7"]
+    assert [p.name for p in serving] == ["p"]
+    # The status is ours to trust only when it reads: a broken record serves nothing new.
+    broken["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.1/24"}]}}
+    assert pool_infos([broken], {})[1] == []
+    valid = pool("p", "203.0.113.0/24")
+    valid["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.0/24"}]}}  # the spec wins when valid
+    assert [str(b) for b in pool_infos([valid], {})[0]["p"].blocks] == ["203.0.113.0/24"]
+
+
 def test_node_info() -> None:
     node = {
         "metadata": {"name": "node-a", "labels": {"rack": "r1"}},
@@ -301,3 +316,30 @@ def test_node_info() -> None:
     assert node_info({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.0.0.0/24"}}).pod_cidrs == (
         "10.0.0.0/24",
     )
+
+
+def test_a_cordoned_or_deleted_node_says_so() -> None:
+    assert node_info({"metadata": {"name": "n"}, "spec": {"unschedulable": True}}).unschedulable
+    assert not node_info({"metadata": {"name": "n"}, "spec": {}}).unschedulable
+    assert node_info({"metadata": {"name": "n", "deletionTimestamp": "2024-01-01T00:00:00Z"}}).deleting
+
+
+def pcpool(name: str, spec: Obj, accepted: Obj | None = None) -> Obj:
+    status = {"accepted": accepted} if accepted is not None else {}
+    return {"metadata": {"name": name}, "spec": spec, "status": status}
+
+
+def test_pod_cidr_pools_give_their_spec_and_what_was_accepted() -> None:
+    v4 = {"ipv4": {"cidrs": ["10.244.0.0/16"], "maskSize": 24}}
+    refused = {"ipv4": {"cidrs": ["not a cidr"], "maskSize": 24}}  # invalid: the accepted one serves
+    infos = pod_pool_infos(
+        [
+            pcpool("a", v4),
+            pcpool("b", refused, accepted={"ipv4": {"cidrs": ["10.96.0.0/16"], "maskSize": 24}}),
+        ]
+    )
+    assert [(i.name, [str(b) for b in i.blocks]) for i in infos] == [
+        ("a", ["10.244.0.0/16"]),
+        ("b", ["10.96.0.0/16"]),
+    ]
+    assert pod_pool_infos([pcpool("c", refused)]) == []

@@ -1,20 +1,26 @@
-"""`lbipam speaker` as its own process: it serves its metrics and readiness, and on SIGTERM it
-withdraws every route before it exits 0. Graceful restart is on at both ends, so had the speaker
-merely stopped ExaBGP, BIRD would keep the routes as stale for the restart time (60 s): an empty
-table the moment the process is gone means the withdraws went out first."""
+"""`lbipam speaker` as its own process: it serves its metrics and readiness; a relative
+`--runtime-dir` is taken from where it was started, one it cannot use is refused in one line;
+on SIGTERM with its Node cordoned (a drain) it withdraws every route before it exits 0.
+Graceful restart is on at both ends, so had the speaker merely stopped ExaBGP, BIRD would keep the
+routes as stale for the restart time (60 s): an empty table the moment the process is gone means
+the withdraws went out first."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.bgplab import PORT, free_port, have
+from lbipam.k8s.resources import NODES
+from tests.bgplab import PORT, Bird, free_port, have
 from tests.controller_harness import until
 from tests.lbipam_harness import pool, service
 from tests.speaker_harness import (
+    ROOT,
     SpeakerProcess,
     addresses,
     bgp_advertisement,
@@ -38,7 +44,7 @@ def sample(metrics: str, name: str, peer: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
-async def test_sigterm_withdraws_every_route_before_the_process_exits(
+async def test_sigterm_on_a_cordoned_node_withdraws_every_route_before_the_process_exits(
     kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     router, (source,) = addresses(request.node.nodeid)
@@ -57,8 +63,9 @@ async def test_sigterm_withdraws_every_route_before_the_process_exits(
         ips = [*await until(lambda: client.ingress("web")), *await until(lambda: client.ingress("api"))]
         port = free_port()
         speaker = await SpeakerProcess.start(
-            kubeconfig, "node-a", tmp_path / "speaker", tmp_path / "speaker.log", "--metrics-port", str(port)
-        )
+            kubeconfig, "node-a", Path("run/speaker"), tmp_path / "speaker.log", "--metrics-port", str(port),
+            cwd=tmp_path,
+        )  # fmt: skip
         try:
             await table(bgp, {f"{ip}/32" for ip in ips})
             protocol = await bgp.birdc("show", "protocols", "all", "speaker")
@@ -75,9 +82,35 @@ async def test_sigterm_withdraws_every_route_before_the_process_exits(
                 return text if status == 200 and (up, routes) == (1.0, 2.0) else None
 
             await until(metrics, timeout=20)
+            assert (tmp_path / "run" / "speaker" / "exabgp.conf").exists()  # relative to where it ran
 
+            await client.patch(NODES, "node-a", {"spec": {"unschedulable": True}})  # cordoned
+            await until(lambda: _carry_graceful_shutdown(bgp), timeout=20)
             assert await speaker.terminate() == 0, speaker.output()
             assert await bgp.routes() == {}, speaker.output()
             assert "routes withdrawn, ExaBGP stopped" in speaker.output()
         finally:
             await speaker.kill()
+
+
+async def _carry_graceful_shutdown(bgp: Bird) -> bool:
+    found = await bgp.routes()
+    return bool(found) and all("65535:0" in route.communities for route in found.values())
+
+
+@pytest.mark.parametrize(
+    "where", [pytest.param("file", id="a-file"), pytest.param("file/below", id="below-a-file")]
+)
+async def test_an_unusable_runtime_dir_is_refused_in_one_line(where: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    target = tmp_path / where
+    argv = ["-m", "lbipam", "speaker", "--node", "n", "--kubeconfig", str(tmp_path / "none"), "--runtime-dir"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, str(target), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    lines = err.decode().splitlines()
+    assert proc.returncode == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"lbipam speaker: --runtime-dir {target}: cannot be created: ")

@@ -13,6 +13,7 @@ from lbipam.k8s.times import now, parse_time
 from tests.bgplab import PORT, have
 from tests.controller_harness import until
 from tests.lbipam_harness import pool, service
+from tests.podcidr_harness import pcpool
 from tests.speaker_harness import (
     Cluster,
     addresses,
@@ -106,6 +107,7 @@ async def test_pod_cidrs_and_node_exclusion_and_deletion(
             bgp_peer("tor", router, PORT, sourceAddress=source),
             bgp_advertisement("services"),
             bgp_advertisement("pods", podCIDRs=True, poolSelector={"matchLabels": {"none": "x"}}, med=10),
+            pcpool("pods", (["10.244.0.0/16"], 24)),  # PodCIDRs are announced only inside one
             service("web"),
             endpoint_slice("web", "web-1", ("node-a", True)),
         )

@@ -125,6 +125,18 @@ def test_invalid_pools_and_node_cidrs_are_findings_naming_the_field() -> None:
     ]
 
 
+def test_an_invalid_pool_still_covers_the_blocks_its_status_accepted_records() -> None:
+    broken = pool("broken", "192.0.2.1/24")
+    broken["status"] = {"accepted": {"blocks": [{"cidr": "192.0.2.0/24"}]}}
+    svc = harness.service("s", annotations={"lbipam.io/allocated-from": "broken"})
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}
+    facts = check.gather_facts({"LoadBalancerIPPool": [broken], "Service": [svc]}, "none")
+    assert [f.code for f in audit(*facts)] == ["InvalidPool"]  # not IPOutsidePools, not a mismatch
+    del broken["status"]
+    facts = check.gather_facts({"LoadBalancerIPPool": [broken], "Service": [svc]}, "none")
+    assert sorted(f.code for f in audit(*facts)) == ["AllocatedFromMismatch", "IPOutsidePools", "InvalidPool"]
+
+
 def test_overlapping_pairs_is_a_sweep_over_owners() -> None:
     ranges = [
         NamedRange(Ref("X", name), cidr_block(cidr), owner)

@@ -25,6 +25,7 @@ from lbipam.api.common import (
     describe_errors,
 )
 from lbipam.api.lbpool import (
+    AcceptedAddresses,
     FamilyCounts,
     IPBlock,
     LoadBalancerIPPool,
@@ -58,6 +59,7 @@ __all__ = [
     "GROUP",
     "MODELS",
     "VERSION",
+    "AcceptedAddresses",
     "BGPAdvertisement",
     "BGPAdvertisementSpec",
     "BGPNodeState",

@@ -14,6 +14,8 @@ from lbipam.api.common import API_VERSION, ObjectMeta, SafeStr, WireModel
 
 #: Session states the speaker reports: the BGP finite state machine (RFC 4271 section 8).
 SESSION_STATES = ("Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established")
+#: BFD session states (RFC 5880 section 4.1).
+BFD_STATES = ("AdminDown", "Down", "Init", "Up")
 
 
 class PeerSessionState(WireModel):
@@ -25,6 +27,9 @@ class PeerSessionState(WireModel):
     since: str | None = Field(None, description="When the session entered this state (RFC 3339).")
     advertised: int = Field(0, ge=0, description="Routes announced to the peer.")
     last_error: str = Field("", description="The last error of the session, if any.")
+    bfd: Literal["AdminDown", "Down", "Init", "Up"] | None = Field(
+        None, description="BFD session state: " + ", ".join(BFD_STATES) + "; absent when BFD is off."
+    )
 
 
 class BGPNodeStateStatus(WireModel):

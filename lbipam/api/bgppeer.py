@@ -1,7 +1,7 @@
 """The BGPPeer custom resource: one BGP session a node's speaker opens.
 
 Owns the model of the session parameters and their checks (addresses, ASNs, timers, families,
-the TCP-MD5 secret reference). Every string here may end up in ExaBGP's configuration, so each
+the TCP-MD5 secret reference, BFD). Every string here may end up in ExaBGP's configuration, so each
 is a `SafeStr` or narrower. Used by the speaker and `crdgen`.
 """
 
@@ -65,6 +65,24 @@ class GracefulRestart(SpecModel):
     restart_time: int = Field(120, ge=1, le=4095, description="Seconds (RFC 4724: 12 bits).")
 
 
+class BFD(SpecModel):
+    """Bidirectional Forwarding Detection on the session (RFC 5880, asynchronous mode)."""
+
+    enabled: bool = Field(False, description="Run BFD with the router; BFD Down tears the BGP session down.")
+    min_rx_ms: int = Field(
+        300,
+        ge=10,
+        le=60000,
+        description="Required Min RX Interval: the fastest we want the router to send, ms.",
+    )
+    min_tx_ms: int = Field(
+        300, ge=10, le=60000, description="Desired Min TX Interval: how often we would like to send, ms."
+    )
+    multiplier: int = Field(
+        3, ge=1, le=255, description="Detect multiplier: packets missed before the router declares us down."
+    )
+
+
 class BGPPeerSpec(SpecModel):
     """A BGP session: whom to peer with, as whom, and which speakers open it."""
 
@@ -89,6 +107,12 @@ class BGPPeerSpec(SpecModel):
     password_secret_ref: SecretKeyRef | None = Field(None, description="TCP MD5 password of the session.")
     graceful_restart: GracefulRestart = Field(
         default_factory=GracefulRestart, json_schema_extra={"default": {}}
+    )
+    bfd: BFD = Field(
+        default_factory=BFD,
+        json_schema_extra={"default": {}},
+        description="BFD: single hop (RFC 5881, UDP 3784, TTL 255), or multihop (RFC 5883, UDP 4784) "
+        "when ebgpMultihop is set.",
     )
     families: list[Family] = Field(
         default_factory=lambda: list(FAMILIES),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from lbipam.api.common import (
     API_VERSION,
@@ -42,6 +42,7 @@ class IPBlock(SpecModel):
     cidr: CIDR | None = Field(None, description="A CIDR such as 192.0.2.0/24 (host bits clear).")
     start: IPAddress | None = Field(None, description="First address of a range.")
     stop: IPAddress | None = Field(None, description="Last address of the range (default: start).")
+    _block: Block | None = PrivateAttr(None)  # parsed once: a pool may hold 100,000 blocks
 
     @model_validator(mode="after")
     def _one_kind(self) -> IPBlock:
@@ -62,10 +63,13 @@ class IPBlock(SpecModel):
 
     def block(self) -> Block:
         """The core Block of these addresses."""
-        if self.cidr is not None:
-            return cidr_block(self.cidr)
-        assert self.start is not None  # checked by the validator; narrows the type
-        return range_block(self.start, self.stop)
+        if self._block is None:
+            if self.cidr is not None:
+                self._block = cidr_block(self.cidr)
+            else:
+                assert self.start is not None  # checked by the validator; narrows the type
+                self._block = range_block(self.start, self.stop)
+        return self._block
 
     def __str__(self) -> str:
         return str(self.block())
@@ -99,16 +103,6 @@ class PoolStatus(ResourceStatus):
 
     ipv4: FamilyCounts = Field(default_factory=FamilyCounts)
     ipv6: FamilyCounts = Field(default_factory=FamilyCounts)
-
-
-class LoadBalancerIPPoolStatus(PoolStatus):
-    """Status of a LoadBalancerIPPool, written by the controller."""
-
-    blocks: str | None = Field(
-        None,
-        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges), "
-        "for `kubectl get lbpool`: a printer column shows only the first item of a list.",
-    )
 
 
 def check_no_overlap(blocks: list[Block], noun: str) -> None:
@@ -164,6 +158,68 @@ class LoadBalancerIPPoolSpec(SpecModel):
         for block in (b.block() for b in self.blocks):
             out[block.version].append(block)
         return out
+
+
+# ---- what the status records for the next controller (status.accepted, status.heldBack) ------
+#: At most this many held-back addresses are listed per pool (see `HeldBack`).
+MAX_HELD_LISTED = 1000
+
+
+class AcceptedAddresses(WireModel):
+    """The address part of the spec the controller last accepted, which the pool serves from
+    while its spec is invalid. Kept in status so that a restarted controller, a new leader and
+    a speaker started meanwhile still serve those addresses."""
+
+    blocks: list[IPBlock] = Field(min_length=1, description="The accepted blocks.")
+    allow_first_last_ips: bool = Field(False, alias="allowFirstLastIPs")
+    avoid_buggy_ips: bool = Field(False, alias="avoidBuggyIPs")
+    generation: int | None = Field(None, description="The pool's metadata.generation when it was accepted.")
+
+    @field_validator("blocks")
+    @classmethod
+    def _no_overlap(cls, blocks: list[IPBlock]) -> list[IPBlock]:
+        check_no_overlap([b.block() for b in blocks], "blocks")
+        return blocks
+
+
+class HeldAddress(WireModel):
+    """A released address that the reuse delay holds back."""
+
+    ip: IPAddress
+    until: str = Field(
+        json_schema_extra={"format": "date-time"}, description="When it may be handed out again (RFC 3339)."
+    )
+    service: str | None = Field(None, description="The Service (namespace/name) that released it.")
+
+
+class HeldBack(WireModel):
+    """Released addresses the reuse delay still holds back, so that a restarted controller or a
+    new leader holds them back too. Listed: those held longest, at most 1000 per pool; beyond
+    that, `omitted` counts the others and `omittedUntil` says when the last of them is free:
+    a controller that starts before then hands out no new address from this pool until then."""
+
+    addresses: list[HeldAddress] = Field(default_factory=list, max_length=MAX_HELD_LISTED)
+    omitted: int = Field(0, ge=0, description="Addresses held back but not listed.")
+    omitted_until: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the last omitted one is free."
+    )
+
+
+class LoadBalancerIPPoolStatus(PoolStatus):
+    """Status of a LoadBalancerIPPool, written by the controller."""
+
+    blocks: str | None = Field(
+        None,
+        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges), "
+        "for `kubectl get lbpool`: a printer column shows only the first item of a list.",
+    )
+    accepted: AcceptedAddresses | None = Field(
+        None,
+        description="The address spec last accepted, which the pool serves from while its spec is invalid.",
+    )
+    held_back: HeldBack | None = Field(
+        None, description="Released addresses the reuse delay holds back (kept across restarts)."
+    )
 
 
 class LoadBalancerIPPool(WireModel):

@@ -1,7 +1,9 @@
 """The `lbipam controller` process: informers always, the controllers only while leading.
 
-`ControllerApp.run()` runs until cancelled; the CLI runs it under `run_until_signal`, tests run
-it as a task (two at once for leader election). With leader election off (tests, a single
+`ControllerApp.run()` runs until cancelled; the CLI runs it under `run_until_signal`, which on
+SIGTERM first calls `drain()` (stop planning, finish every write planned, bounded; the Lease is
+kept meanwhile so no other replica writes yet), tests run it as a task (two at once for leader
+election). With leader election off (tests, a single
 replica) it leads at once. What the metrics and /readyz read (`leading`, `results()`, `ready()`)
 is here too (`lbipam.observe.metrics.controller_registry(app)`).
 """
@@ -102,6 +104,21 @@ class ControllerApp:
                 on_stopped_leading=self._stop_leading,
             )
             group.create_task(self.elector.run(), name="leader-election")
+
+    async def drain(self) -> None:
+        """Stop planning and make every write already planned (status, annotations, Events),
+        while still holding the Lease. The caller bounds the wait."""
+        started = [(c.name, c.work_done()) for c in self.controllers]
+        try:
+            await asyncio.gather(*(c.drain() for c in self.controllers))
+        finally:
+            done = {
+                name: c.work_done()[0] - before[0]
+                for (name, before), c in zip(started, self.controllers, strict=True)
+            }
+            _log.info(
+                "drained the writes planned before shutdown", **{f"{k}_writes": v for k, v in done.items()}
+            )
 
     def ready(self) -> bool:
         """/readyz: every informer has synced and, while leading, every controller has planned its

@@ -50,6 +50,15 @@ class Lanes:
             group.create_task(self.executor.run(), name=self.executor.name)
             group.create_task(self.background.run(), name=self.background.name)
 
+    async def drained(self) -> None:
+        """Return once every write queued, running or waiting to be tried again is done (a
+        SIGTERM drains the lanes so that no Event or annotation planned is lost)."""
+        while self.busy:
+            await self.executor.wait_idle()
+            await self.background.wait_idle()
+            if self._later and not (self.executor.pending or self.background.pending):
+                await asyncio.sleep(RETRY_LATER / 4)  # a retry is due: let its timer fire
+
     def close(self) -> None:
         for handle in self._later.values():
             handle.cancel()

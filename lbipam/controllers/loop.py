@@ -1,11 +1,19 @@
 """The planning loop both controllers run while they lead: dirty keys in, plans out.
 
-Informer handlers only mark keys dirty and wake the loop; the loop plans dirty keys in batches
-(one planner, never shared), hands the plans to a writer working in parallel, writes the status
-of pools whose counts changed (at most once per POOL_STATUS_INTERVAL while objects stream in),
-retries waiting objects when addresses are freed or a reuse delay ends, and says when it is
-ready and quiet. `lead()` starts from scratch each time leadership is won: pools, then every
-existing assignment, then new allocations. Subclassed by `LBController` and `PodCIDRController`.
+Informer handlers only mark keys dirty and wake the loop; the loop plans dirty keys in slices
+of at most PLAN_SLICE seconds (one planner, never shared), hands the plans to a writer working in
+parallel, writes the status of pools whose counts changed (at most once per POOL_STATUS_INTERVAL
+while objects stream in), retries waiting objects when addresses are freed or a reuse delay
+ends, and says when it is ready and quiet. `lead()` starts from scratch each time leadership is
+won: pools, then every existing assignment, then new allocations. `drain()` (on SIGTERM) stops
+planning, writes the status of the pools that changed, and waits until every write planned is
+made. Subclassed by `LBController` and `PodCIDRController`.
+
+The two steps whose cost grows with the cluster, not with one change (`start`: every object;
+`set_pools`: every pool, and a pool may hold 100,000 blocks) run in a worker thread, so that the
+event loop keeps answering probes, renewing the Lease and reading watches meanwhile. That is
+safe because the planner has one user: the planning task, which waits for the thread; informer
+handlers only mark keys, and the hooks read the informer caches by copy (`Informer.list`).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import contextlib
 import gc
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from lbipam.controllers.lanes import Lanes
@@ -24,7 +32,8 @@ from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import KVLog
 
 Obj = dict[str, Any]
-BATCH = 256  # objects planned before yielding to the event loop
+BATCH = 256  # objects planned at most before yielding to the event loop
+PLAN_SLICE = 0.02  # seconds of planning at most before yielding to the event loop
 POOL_STATUS_INTERVAL = 1.0  # seconds between pool status rounds while objects stream in
 
 
@@ -54,12 +63,17 @@ class PlanningLoop(ABC):
         self.writer: Any = None  # while leading
         self.ready = asyncio.Event()  # set once the first full round after leading began is planned
         self._dirty: set[str] = set()
+        self._order: list[str] = []  # the dirty keys, sorted once, planned in this order
+        self._order_at = 0
+        self._busy = False  # a step runs in the worker thread
         self._pools_dirty = True
         # Pools whose status changed under us (mostly our own writes): their status is written
         # again once the cache holds the change, since a write skipped as "unchanged" against a
         # cached copy that did not yet show our previous write is caught only so.
         self._recheck: set[str] = set()
         self._announced = False
+        self._draining = False
+        self._planning_stopped = asyncio.Event()  # set when the loop ends (drained or not leading)
         self._wake = asyncio.Event()
         self._log = KVLog(f"lbipam.controller.{name}")
 
@@ -111,12 +125,14 @@ class PlanningLoop(ABC):
             await informer.synced.wait()
         planner, writer = self.new_planner(), self.new_writer()
         self.planner, self.writer, self._announced = planner, writer, False
+        self._planning_stopped.clear()
+        self._dirty, self._order, self._order_at = set(), [], 0  # start() returns every key
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(writer.lanes.run(), name=f"{self.name}-writer")
                 gc.disable()  # a start-up over 10k cached objects: full collections are 300 ms pauses
                 try:
-                    self._dirty = self.start(planner)
+                    self._dirty |= await self._off_loop(self.start, planner)
                 finally:
                     gc.enable()
                 gc.freeze()  # what exists now lives as long as we lead: out of the collector's sweeps
@@ -124,6 +140,7 @@ class PlanningLoop(ABC):
                 self._wake.set()
                 await self._loop(planner, writer)
         finally:
+            self._planning_stopped.set()
             writer.lanes.close()
             self.planner = self.writer = None
             self.ready.clear()
@@ -135,9 +152,25 @@ class PlanningLoop(ABC):
         planner, writer = self.planner, self.writer
         if planner is None or writer is None or not self.ready.is_set():
             return False
-        if self._dirty or self._pools_dirty or self._recheck or writer.lanes.busy:
+        if self._dirty or self._pools_dirty or self._recheck or self._busy or writer.lanes.busy:
+            return False
+        if planner.touched:  # pool status to write (set_pools ran in the thread; the write comes next)
             return False
         return not (planner.waiting and (planner.freed or planner.next_expiry is not None))
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def drain(self) -> None:
+        """Plan nothing more and return once everything planned is written (the caller bounds
+        the wait): Events and annotations of a burst are not lost to a restart."""
+        self._draining = True
+        self._wake.set()
+        writer = self.writer
+        if writer is not None:
+            await self._planning_stopped.wait()  # its last batch planned, the pools' status queued
+            await writer.lanes.drained()
 
     def work_done(self) -> tuple[int, int]:
         """(writer jobs done, failed) since leading began: unchanged counts mean no write ran."""
@@ -147,10 +180,12 @@ class PlanningLoop(ABC):
         last_pool_round = -POOL_STATUS_INTERVAL
         while True:
             await self._wait(planner)
+            if self.draining:
+                break
             now = self.clock()
             if self._pools_dirty:
                 self._pools_dirty = False
-                self._dirty |= self.set_pools(planner)
+                self._dirty |= await self._off_loop(self.set_pools, planner)
             planner.expire(now)
             if planner.freed:
                 planner.freed = False
@@ -168,6 +203,10 @@ class PlanningLoop(ABC):
                 self._recheck.clear()
             if not self._dirty:
                 self._first_round_done(planner)
+        # Draining: the pools' status carries what the next leader reads (counts, the reuse delays).
+        self._write_pools(planner, writer, planner.touched | self._recheck)
+        planner.touched.clear()
+        self._planning_stopped.set()
 
     def _write_pools(self, planner: Planner, writer: Writer, names: set[str]) -> None:
         for name in names & planner.pools.keys():
@@ -186,13 +225,38 @@ class PlanningLoop(ABC):
         self._wake.clear()
         expiry = planner.next_expiry
         timeout = None if expiry is None else max(0.0, expiry - self.clock())
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+        # comes as the wake-up does, and the loop (so a step-down or a stop) would hang.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _plan_dirty(self, planner: Planner, writer: Writer) -> None:
-        keys = sorted(self._dirty)[:BATCH]
-        self._dirty.difference_update(keys)
+        """Plan dirty keys in key order for at most PLAN_SLICE seconds (and BATCH keys), then let
+        informers and writers run."""
+        began = time.perf_counter()
         now = self.clock()
-        for key in keys:
+        for count, key in enumerate(self._next_dirty(), 1):
             self.plan(planner, writer, key, now)
-        await asyncio.sleep(0)  # let informers and writers run between batches
+            if count >= BATCH or time.perf_counter() - began >= PLAN_SLICE:
+                break
+        await asyncio.sleep(0)
+
+    def _next_dirty(self) -> Iterator[str]:
+        """Dirty keys in key order, sorting them once per pass (not once per slice: 50,000 keys)."""
+        while self._dirty:
+            if self._order_at >= len(self._order):
+                self._order, self._order_at = sorted(self._dirty), 0
+            key = self._order[self._order_at]
+            self._order_at += 1
+            if key in self._dirty:
+                self._dirty.discard(key)
+                yield key
+
+    async def _off_loop(self, step: Callable[[Any], set[str]], planner: Planner) -> set[str]:
+        """Run a whole-cluster step in the worker thread (see the module's docstring)."""
+        self._busy = True
+        try:
+            return await asyncio.to_thread(step, planner)
+        finally:
+            self._busy = False

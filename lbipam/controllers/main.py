@@ -18,6 +18,8 @@ from lbipam.observe.metrics import controller_registry
 from lbipam.observe.server import serve_observe
 from lbipam.usererror import UserError
 
+FLUSH = 10.0  # seconds SIGTERM waits for planned writes before the tasks stop (then up to 10 more)
+
 
 def podcidr_settings(args: argparse.Namespace) -> PodCIDRSettings:
     return PodCIDRSettings(
@@ -48,7 +50,9 @@ async def serve(args: argparse.Namespace) -> None:
     lb, leader = options(args)
     app = ControllerApp(kube, lb, leader, podcidr_settings(args))
     try:
-        await run_until_signal(lambda tasks: _start(tasks, app, args))
+        # SIGTERM: first the writes already planned (a burst's Events and annotations), still
+        # leading, then the Lease is released.
+        await run_until_signal(lambda tasks: _start(tasks, app, args), flush=app.drain, flush_timeout=FLUSH)
     finally:
         await kube.close()
 

@@ -73,6 +73,18 @@ def parse_address(text: str) -> netaddr.IPAddress:
 
 def parse_cidr(text: str) -> netaddr.IPNetwork:
     """Parse a CIDR such as 192.0.2.0/24. Host bits must be zero, as Kubernetes requires."""
+    first, prefixlen, version = _cidr(text)
+    return netaddr.IPNetwork((first, prefixlen), version=ip_version(version))
+
+
+def cidr_block(text: str) -> Block:
+    first, prefixlen, version = _cidr(text)
+    return Block(first, first + (1 << (BITS[version] - prefixlen)) - 1, version, prefixlen)
+
+
+def _cidr(text: str) -> tuple[int, int, int]:
+    """(first address, prefix length, version) of a CIDR, checked; integer arithmetic only, as a
+    pool may list 100,000 of them."""
     if not isinstance(text, str) or text.count("/") != 1:
         raise AddressError(f"{text!r} is not a CIDR (expected ADDRESS/PREFIXLEN)")
     addr_text, _, len_text = text.partition("/")
@@ -80,15 +92,12 @@ def parse_cidr(text: str) -> netaddr.IPNetwork:
     bits = BITS[address.version]
     if not len_text.isdigit() or not 0 <= int(len_text) <= bits or len(len_text) > 3:
         raise AddressError(f"{text!r} has an invalid prefix length (0..{bits} for IPv{address.version})")
-    net = netaddr.IPNetwork((int(address), int(len_text)), version=address.version)
-    if int(net.network) != int(address):
+    prefixlen = int(len_text)
+    first = int(address)
+    if first & ((1 << (bits - prefixlen)) - 1):
+        net = netaddr.IPNetwork((first, prefixlen), version=address.version)
         raise AddressError(f"{text!r} has host bits set; did you mean {net.cidr}?")
-    return net
-
-
-def cidr_block(text: str) -> Block:
-    net = parse_cidr(text)
-    return Block(int(net.first), int(net.last), net.version, net.prefixlen)
+    return first, prefixlen, address.version
 
 
 def range_block(start: str, stop: str | None = None) -> Block:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections.abc import Iterable, Iterator
 
 import netaddr
@@ -58,6 +59,7 @@ class OutOfRange(AllocatorError):
     reason = "OutOfRange"
 
 
+MESSAGE_BLOCKS = 8  # blocks named in a message before "and N more blocks"
 BlockSpec = str | Block | netaddr.IPNetwork | netaddr.IPRange
 PrefixSpec = str | netaddr.IPNetwork | netaddr.IPAddress
 
@@ -101,7 +103,9 @@ class Allocator:
                 )
             buggy_period = 256 >> self._unit_bits
         self._blocks: list[tuple[int, int, Block]] = []  # (first unit, last unit, block), sorted
-        self._block_starts: list[int] = []
+        self._block_starts: list[int] = []  # first unit of each block, in order
+        self._block_firsts: list[int] = []  # first address of each block, in order
+        self._block_texts: str | None = None  # the blocks as error messages name them
         self._reserved: set[int] = set()
         self._free = FreeMap(buggy_period)
         self._owners: dict[int, str] = {}
@@ -140,46 +144,89 @@ class Allocator:
     def blocks(self) -> list[Block]:
         return [b for _, _, b in self._blocks]
 
+    def blocks_within(self, first: int, last: int) -> list[Block]:
+        """The blocks holding any address of [first, last], in address order: O(log n + found)."""
+        index = max(bisect.bisect_right(self._block_firsts, first) - 1, 0)
+        found = []
+        for _, _, block in itertools.islice(self._blocks, index, None):
+            if block.first > last:
+                break
+            if block.last >= first:
+                found.append(block)
+        return found
+
+    def describe_blocks(self) -> str:
+        """The blocks for a message: every one when there are few, else the first few and a count."""
+        if self._block_texts is None:
+            shown = ", ".join(str(b) for _, _, b in self._blocks[:MESSAGE_BLOCKS])
+            more = len(self._blocks) - MESSAGE_BLOCKS
+            self._block_texts = f"{shown} and {more} more blocks" if more > 0 else shown
+        return self._block_texts
+
     # ---- growth -------------------------------------------------------------------------
     def add_blocks(self, blocks: Iterable[BlockSpec]) -> None:
-        """Append blocks (how a pool grows). They must be of this family and overlap nothing."""
-        new = [_to_block(b) for b in blocks]
+        """Add blocks (how a pool grows). They must be of this family and overlap nothing.
+
+        All or nothing, and O((n + k) log(n + k)) for k blocks added to n: a pool of 100,000
+        single-address blocks builds in well under a second.
+        """
+        new = sorted((_to_block(b) for b in blocks), key=lambda b: (b.first, b.last))
         for block in new:
             if block.version != self.version:
                 raise ValueError(f"block {block} is IPv{block.version}; this allocator is IPv{self.version}")
-        taken = [b for _, _, b in self._blocks]
+        for left, right in itertools.pairwise(new):
+            if left.overlaps(right):
+                raise ValueError(f"block {right} overlaps block {left}")
         for block in new:
-            for other in taken:
-                if block.overlaps(other):
-                    raise ValueError(f"block {block} overlaps block {other}")
-            taken.append(block)
-        for block in new:
-            self._add_block(block)
+            other = self._overlapping(block)
+            if other is not None:
+                raise ValueError(f"block {block} overlaps block {other}")
+        spans = [self._span_of(block) for block in new]
+        merged = sorted(self._blocks + spans, key=lambda span: span[0])
+        self._blocks = merged
+        self._block_starts = [lo for lo, _, _ in merged]
+        self._block_firsts = [b.first for _, _, b in merged]
+        self._block_texts = None
+        free: list[tuple[int, int]] = []
+        for lo, hi, block in spans:
+            free += self._free_intervals(lo, hi, block)
+        self._total += sum(self._free.count_live(first, last) for first, last in free)
+        self._free.add_many(free)
 
-    def _add_block(self, block: Block) -> None:
+    def _span_of(self, block: Block) -> tuple[int, int, Block]:
+        """(first unit, last unit, block); refuses a block that holds no whole unit."""
         size = 1 << self._unit_bits
         lo = (block.first + size - 1) >> self._unit_bits
         hi = ((block.last + 1) >> self._unit_bits) - 1
         if lo > hi:
             raise ValueError(f"block {block} holds no aligned /{self.prefixlen}")
-        reserved: set[int] = set()
+        return lo, hi, block
+
+    def _overlapping(self, block: Block) -> Block | None:
+        """The block of this allocator that overlaps `block`, if any (they are disjoint)."""
+        index = bisect.bisect_right(self._block_firsts, block.last) - 1
+        if index >= 0 and self._blocks[index][2].last >= block.first:
+            return self._blocks[index][2]
+        return None
+
+    def _free_intervals(self, lo: int, hi: int, block: Block) -> list[tuple[int, int]]:
+        """The units of a new block less its network and broadcast units (reserved from now on)."""
+        reserved: tuple[int, ...] = ()
         # /31, /32, /127 and /128 blocks are used in full, as point-to-point links use them.
         if (
             self.reserve_network_broadcast
             and block.prefixlen is not None
             and block.prefixlen < BITS[self.version] - 1
         ):
-            reserved = {block.first >> self._unit_bits, block.last >> self._unit_bits}
-        self._blocks.append((lo, hi, block))
-        self._blocks.sort()
-        self._block_starts = [lo for lo, _, _ in self._blocks]
-        self._reserved |= reserved
+            reserved = tuple(sorted({block.first >> self._unit_bits, block.last >> self._unit_bits}))
+            self._reserved.update(reserved)
+        intervals = []
         start = lo
-        for unit in [*sorted(reserved), hi + 1]:
+        for unit in (*reserved, hi + 1):
             if unit > start:
-                self._total += self._free.count_live(start, unit - 1)
-                self._free.add(start, unit - 1)
+                intervals.append((start, unit - 1))
             start = unit + 1
+        return intervals
 
     # ---- allocation ---------------------------------------------------------------------
     def allocate(
@@ -219,7 +266,7 @@ class Allocator:
         first = self._free.pop_lowest()
         if first is None:
             raise PoolExhausted(
-                f"no free /{self.prefixlen} in {', '.join(str(b) for b in self.blocks)} "
+                f"no free /{self.prefixlen} in {self.describe_blocks()} "
                 f"({self.used} used, {self.quarantined} held by the reuse delay)"
             )
         self._owners[first] = owner
@@ -260,7 +307,8 @@ class Allocator:
             return False
         if first[1] != self.version:
             return False
-        return any(b.first <= first[0] and last <= b.last for _, _, b in self._blocks)
+        index = bisect.bisect_right(self._block_firsts, first[0]) - 1
+        return index >= 0 and last <= self._blocks[index][2].last
 
     def allocations(self) -> Iterator[tuple[netaddr.IPNetwork, str]]:
         """Every allocated prefix and its owner, in address order."""
@@ -304,7 +352,7 @@ class Allocator:
         if not exact and last - first + 1 > size:
             raise ValueError(f"{prefix} is larger than a /{self.prefixlen}")
         if not self._in_blocks(unit):
-            raise OutOfRange(f"{prefix} is outside {', '.join(str(b) for b in self.blocks)}")
+            raise OutOfRange(f"{prefix} is outside {self.describe_blocks()}")
         return unit
 
     def _in_blocks(self, unit: int) -> bool:
@@ -339,8 +387,8 @@ class Allocator:
             heapq.heappop(self._expiries)
 
     def __repr__(self) -> str:
-        blocks = ",".join(str(b) for b in self.blocks)
-        return f"Allocator([{blocks}], /{self.prefixlen}, used={self.used}, available={self.available})"
+        counts = f"used={self.used}, available={self.available}"
+        return f"Allocator([{self.describe_blocks()}], /{self.prefixlen}, {counts})"
 
 
 def _to_block(spec: BlockSpec) -> Block:

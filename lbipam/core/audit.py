@@ -78,7 +78,7 @@ class PoolFacts:
     kind: str  # LB_POOL | PC_POOL
     name: str
     ranges: tuple[tuple[str, Block], ...] = ()  # (field, block) of the spec
-    served: tuple[tuple[str, Block], ...] = ()  # more ranges it still serves (PodCIDRPool status.accepted)
+    served: tuple[tuple[str, Block], ...] = ()  # more ranges it still serves (status.accepted)
     used: Mapping[int, int] = field(default_factory=dict)  # status.ipvN.used
     problems: tuple[str, ...] = ()
 
@@ -182,7 +182,7 @@ def _points(services: Sequence[ServiceFacts]) -> dict[int, list[int]]:
 
 
 def outside_pools(services: Sequence[ServiceFacts], pools: Sequence[PoolFacts]) -> list[Finding]:
-    coverage = Coverage(b for pool in pools for _, b in pool.ranges)
+    coverage = Coverage(b for pool in pools for _, b in pool.ranges + pool.served)
     findings = []
     for service in services:
         for ip, family, index in _ingress(service):
@@ -211,7 +211,7 @@ def allocated_from(services: Sequence[ServiceFacts], pools: Sequence[PoolFacts])
                 )
         if len(named) < len(service.allocated_from):
             continue  # a missing pool is the finding; its IPs cannot be placed
-        coverage = Coverage(b for pool in named for _, b in pool.ranges)
+        coverage = Coverage(b for pool in named for _, b in pool.ranges + pool.served)
         for ip, family, index in _ingress(service):
             value = int(parse_address(ip))
             if not coverage.holds(value, value, family):
@@ -306,6 +306,7 @@ def audit(
 ) -> list[Finding]:
     """Every finding; `services` are those with ingress IPs, `view.handled` telling lbipam's own."""
     valid_lb = [p for p in lb_pools if not p.problems]
+    serving_lb = [p for p in lb_pools if not p.problems or p.served]  # invalid: its status.accepted
     valid_pc = [p for p in pc_pools if not p.problems]
     handled = [s for s in services if s.view.handled]
     ranges, findings = node_ranges(nodes)
@@ -315,8 +316,8 @@ def audit(
     return [
         *invalid_pools([*lb_pools, *pc_pools]),
         *duplicate_ips(services),
-        *outside_pools(handled, valid_lb),
-        *allocated_from(handled, valid_lb),
+        *outside_pools(handled, serving_lb),
+        *allocated_from(handled, serving_lb),
         *leaked(valid_lb, _points(handled), "Services"),
         *leaked(valid_pc, node_points, "Nodes"),
         *findings,

@@ -12,7 +12,7 @@ dead units are merged. Pure, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -92,6 +92,23 @@ class FreeMap:
         if right_first <= last:
             self._map[right_first] = last
         return True
+
+    def add_many(self, intervals: Iterable[tuple[int, int]]) -> None:
+        """Free many intervals, given in order and disjoint: one bulk build into an empty map
+        (O(n) after the merging), else one `add` each."""
+        if self._map:
+            for first, last in intervals:
+                self.add(first, last)
+            return
+        merged: list[tuple[int, int]] = []
+        for raw_first, raw_last in intervals:
+            first, last = self.next_live(raw_first), self.prev_live(raw_last)
+            if first > last:
+                continue
+            if merged and self.count_live(merged[-1][1] + 1, first - 1) == 0:
+                first = merged.pop()[0]
+            merged.append((first, last))
+        self._map = SortedDict(merged)
 
     def add(self, first: int, last: int) -> None:
         """Free [first, last], merging with neighbours separated from it by dead units only."""

@@ -23,6 +23,7 @@ class Holding:
     pool: str | None  # None: an orphan, or an address whose pool went away (to be moved)
     holders: dict[str, ShareInfo] = field(default_factory=dict)
     kept: bool = False  # an orphan found at start-up: keep it until a pool takes it in
+    left: str | None = None  # the pool it was in last (its reuse delay is recorded there)
 
     def others(self, service: str) -> list[ShareInfo]:
         return [info for key, info in self.holders.items() if key != service]

@@ -5,18 +5,20 @@ and decides for one Service at a time which IPs it keeps, gets or loses, with th
 the Events that say why (DESIGN.md "Services"; the semantics are written out in README.md). It
 does no I/O: the controller's executor turns a `ServicePlan` into status writes and Events.
 Start-up order is the caller's duty: `set_pools`, then `import_service` for every Service, then
-`plan`.
+`restore_held` (the reuse delays the pools' status recorded), then `plan`. Released addresses
+are recorded in `record` (`lbreuse`), which carries their reuse delay across pool rebuilds and
+into the pools' status; `starved` pool families (a Service waits there in vain) make a pool
+Exhausted for that family.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from netaddr import IPAddress
 
 from lbipam.core.allocator import AddressInUse, AllocatorError, OutOfRange, PoolExhausted
 from lbipam.core.blockindex import BlockIndex
+from lbipam.core.lbchoice import Waits, eligible, mismatch, why_not_serving
 from lbipam.core.lbholdings import Book, Holding, canonical
 from lbipam.core.lbpools import PoolState, rebuild
 from lbipam.core.lbrequests import (
@@ -25,14 +27,14 @@ from lbipam.core.lbrequests import (
     INVALID_REQUEST,
     NO_POOL,
     OUT_OF_IPS,
-    POOL_SELECTOR_MISMATCH,
     SATISFIED,
     Failure,
     Wanted,
 )
 from lbipam.core.lbrequests import wanted as requested_families
+from lbipam.core.lbreuse import Held, ReuseRecord
 from lbipam.core.lbviews import REQUIRE_DUAL_STACK, CurrentCondition, PoolView, ServiceView
-from lbipam.core.poolorder import ordered, pool_index
+from lbipam.core.poolorder import pool_index
 from lbipam.core.sharing import ShareInfo, first_refusal
 
 
@@ -67,6 +69,8 @@ class LBPlanner:
         self.touched: set[str] = set()  # pools whose counts changed since the caller last cleared it
         self._index = BlockIndex(())
         self._import_notes: dict[str, str] = {}
+        self.record = ReuseRecord()  # released addresses still held back, across rebuilds
+        self.waits = Waits()  # which pool families Services wait for in vain
 
     # ---- pools --------------------------------------------------------------------------
     def set_pools(self, views: Iterable[PoolView], now: float) -> None:
@@ -81,6 +85,9 @@ class LBPlanner:
             if old is not None and new is not None and new.allocators is old.allocators and new.serving:
                 continue  # same allocator: the address is still allocated there
             self._rehome(holding, now)
+        self.touched |= self.record.apply(self.pools, self._index.find)
+        for name, state in self.pools.items():
+            state.starved = self.waits.families(name)
         self.freed = True
 
     def _serving_pool_of(self, ip: str, family: int) -> PoolState | None:
@@ -88,6 +95,8 @@ class LBPlanner:
         return self.pools[name] if name is not None else None
 
     def _rehome(self, holding: Holding, now: float) -> None:
+        if holding.pool is not None:
+            holding.left = holding.pool  # for the reuse delay, should it be released homeless
         home = self._serving_pool_of(holding.ip, holding.family)
         owner = next(iter(holding.holders))
         if home is not None:
@@ -122,6 +131,16 @@ class LBPlanner:
             holding = Holding(ip, family, None, kept=True)
             self.book.join(holding, info)
             self._rehome(holding, now)
+            if holding.pool is None and any(p not in self.pools for p in view.allocated_from):
+                # Handed out from a pool deleted while no controller ran: it moves, as it would
+                # have had the deletion been seen (an IP lbipam never handed out stays).
+                holding.kept = False
+
+    def restore_held(self, held: Iterable[Held], pauses: Mapping[str, tuple[float, int]], now: float) -> None:
+        """Take in the reuse delays the pools' status recorded (after `import_service`, so that
+        an address a Service carries is never held back from it)."""
+        self.record.restore(held, pauses, now)
+        self.touched |= self.record.apply(self.pools, self._index.find)
 
     # ---- planning -----------------------------------------------------------------------
     def plan(self, view: ServiceView, now: float) -> ServicePlan:
@@ -138,9 +157,11 @@ class LBPlanner:
         for family, ip in held.items():
             if not self._may_keep(view, info, family, ip, None if failure else wanted):
                 self._release(view.key, ip, now, events)
+        starving: set[tuple[str, int]] = set()
         if failure is not None:  # a request we cannot read: keep what the Service has (and may share)
             for ip in self.book.of(view.key).values():
                 self.book.update(self.book.holdings[ip], info)
+            self._starve(view.key, starving)
             return self._result(view, self.book.of(view.key), [failure], events)
         got: dict[int, str] = {}
         failures: list[Failure] = []
@@ -150,7 +171,7 @@ class LBPlanner:
                 self.book.update(self.book.holdings[kept], info)
                 got[family] = kept
                 continue
-            taken = self._take(view, info, family, requested, now)
+            taken = self._take(view, info, family, requested, now, starving)
             if isinstance(taken, Failure):
                 failures.append(taken)
             else:
@@ -159,6 +180,7 @@ class LBPlanner:
         if failures and view.policy == REQUIRE_DUAL_STACK and got:
             self._roll_back(view.key, got, held, now, events)
             got = {}
+        self._starve(view.key, starving)
         return self._result(view, got, failures, events)
 
     def forget(self, key: str, now: float, view: ServiceView | None = None) -> ServicePlan:
@@ -168,6 +190,7 @@ class LBPlanner:
             self._release(key, ip, now, events)
         self.waiting.discard(key)
         self._import_notes.pop(key, None)
+        self._starve(key, set())
         ours = view is not None and (view.condition is not None or view.marked or bool(events))
         if ours and not events and view is not None:  # never imported (unhandled since a restart)
             events = [
@@ -189,35 +212,57 @@ class LBPlanner:
         if holding.pool is None:
             return holding.kept  # an orphan from start-up stays until a pool takes it in
         state = self.pools.get(holding.pool)
-        if state is None or not state.serving or state.accepted is None or not state.accepted.selects(view):
+        if state is None or not state.serving or state.accepted is None:
+            return False
+        if not (state.accepted.frozen or state.accepted.selects(view)):  # frozen: keeps its holders
             return False
         if view.pools is not None and holding.pool not in view.pools:
             return False
         return first_refusal(info, holding.others(view.key), ip) is None
 
     def _take(
-        self, view: ServiceView, info: ShareInfo, family: int, requested: str | None, now: float
+        self,
+        view: ServiceView,
+        info: ShareInfo,
+        family: int,
+        requested: str | None,
+        now: float,
+        starving: set[tuple[str, int]],
     ) -> str | Failure:
+        """A new address of `family`: the one requested; else one held under the Service's
+        sharing key that it may share, in the first eligible pool in pool order that has one
+        (lowest IP first); else a free one, pools in order. `starving` gets the pools it waits on."""
         if requested is not None:
             return self._take_requested(view, info, family, requested, now)
-        pools = self._eligible(view, family)
+        pools = eligible(self.pools, view, family, lambda name: self.record.paused_at(name, now))
         if isinstance(pools, Failure):
             return pools
         if info.key is not None:
-            for holding in self.book.shared_under(info.key, family):
-                if holding.pool in {p.name for p in pools} and not first_refusal(
-                    info, holding.others(view.key), holding.ip
-                ):
-                    self.book.join(holding, info)
-                    return holding.ip
+            shared = self.book.shared_under(info.key, family)
+            for state in pools:
+                for holding in shared:
+                    if holding.pool == state.name and not first_refusal(
+                        info, holding.others(view.key), holding.ip
+                    ):
+                        self.book.join(holding, info)
+                        return holding.ip
         for state in pools:
             try:
                 net = state.allocators[family].allocate(view.key, now=now)
             except PoolExhausted:
                 continue
             return self._hold(str(net.ip), family, state.name, info)
+        starving.update((p.name, family) for p in pools)
         names = ", ".join(p.name for p in pools)
         return Failure(OUT_OF_IPS, f"no free {FAMILY_NAME[family]} address in pool(s) {names}")
+
+    def _starve(self, key: str, pairs: set[tuple[str, int]]) -> None:
+        """Service `key` now waits in vain for these (pool, family): their Exhausted says so."""
+        for pool, _ in self.waits.change(key, pairs):
+            state = self.pools.get(pool)
+            if state is not None:
+                state.starved = self.waits.families(pool)
+                self.touched.add(pool)
 
     def _take_requested(
         self, view: ServiceView, info: ShareInfo, family: int, ip: str, now: float
@@ -226,10 +271,12 @@ class LBPlanner:
         holding = self.book.holdings.get(ip)
         state = self._serving_pool_of(ip, family)
         if state is None or state.accepted is None:
-            return Failure(NO_POOL, f"{ip} ({source}) lies in no pool{self._why_not_serving(ip, family)}")
-        mismatch = self._mismatch(view, state, ip, source)
-        if mismatch is not None:
-            return mismatch
+            return Failure(
+                NO_POOL, f"{ip} ({source}) lies in no pool{why_not_serving(self.pools, ip, family)}"
+            )
+        refused = mismatch(view, state, ip, source)
+        if refused is not None:
+            return refused
         if holding is not None:
             refusal = first_refusal(info, holding.others(view.key), ip)
             if refusal is not None:
@@ -238,6 +285,12 @@ class LBPlanner:
             return ip
         if state.accepted.disabled:
             return Failure(NO_POOL, f"{ip} ({source}) is in pool {state.name}, which is disabled")
+        if self.record.paused_at(state.name, now):
+            return Failure(
+                ALREADY_ALLOCATED,
+                f"{ip} ({source}) is in pool {state.name}, which holds back the addresses released before "
+                "the controller restarted until their reuse delay ends",
+            )
         try:
             state.allocators[family].allocate(view.key, ip, now=now)
         except AddressInUse as err:  # no owner: the reuse delay holds it (say so without clock readings)
@@ -248,59 +301,10 @@ class LBPlanner:
             return Failure(INVALID_REQUEST, f"{ip} ({source}): {err}")
         return self._hold(ip, family, state.name, info)
 
-    def _mismatch(self, view: ServiceView, state: PoolState, ip: str, source: str) -> Failure | None:
-        assert state.accepted is not None
-        if view.pools is not None and state.name not in view.pools:
-            pins = ", ".join(view.pools)
-            return Failure(
-                POOL_SELECTOR_MISMATCH,
-                f"{ip} ({source}) is in pool {state.name}, not in lbipam.io/pool ({pins})",
-            )
-        if not state.accepted.selects(view):
-            return Failure(
-                POOL_SELECTOR_MISMATCH,
-                f"{ip} ({source}) is in pool {state.name}, whose selectors do not select this Service",
-            )
-        return None
-
-    def _why_not_serving(self, ip: str, family: int) -> str:
-        address = int(IPAddress(ip))
-        for state in self.pools.values():
-            blocks = state.accepted.blocks_of(family) if state.accepted is not None else ()
-            if state.loses_to is not None and any(b.first <= address <= b.last for b in blocks):
-                older = state.loses_to[0]
-                return f" that serves: pool {state.name} overlaps older pool {older} and serves nothing"
-        return ""
-
-    def _eligible(self, view: ServiceView, family: int) -> list[PoolState] | Failure:
-        if view.pools is not None:
-            unknown = [p for p in view.pools if p not in self.pools]
-            if len(unknown) == len(view.pools):
-                return Failure(NO_POOL, f"lbipam.io/pool names no existing pool ({', '.join(unknown)})")
-        candidates = [
-            s
-            for s in ordered(self.pools.values())
-            if s.can_allocate()
-            and family in s.allocators
-            and (view.pools is None or s.name in view.pools)
-            and (view.pools is not None or (s.accepted is not None and s.accepted.auto_assign))
-        ]
-        selecting = [s for s in candidates if s.accepted is not None and s.accepted.selects(view)]
-        if selecting:
-            return selecting
-        what = FAMILY_NAME[family]
-        if candidates and view.pools is not None:
-            names = ", ".join(s.name for s in candidates)
-            return Failure(
-                POOL_SELECTOR_MISMATCH, f"pool(s) {names} named in lbipam.io/pool do not select this Service"
-            )
-        if candidates:
-            return Failure(NO_POOL, f"no {what} pool selects this Service")
-        return Failure(NO_POOL, f"no enabled pool with {what} addresses is available to this Service")
-
     def _hold(self, ip: str, family: int, pool: str, info: ShareInfo) -> str:
         self.book.join(Holding(ip, family, pool), info)
         self.touched.add(pool)
+        self.touched |= self.record.taken(ip)  # its last owner took it back within the delay
         return ip
 
     def _release(
@@ -310,7 +314,12 @@ class LBPlanner:
         gone = self.book.leave(key, ip)
         if publish:
             events.append(PlannedEvent("Normal", "IPReleased", f"{ip} {origin}".rstrip()))
-        if gone is None or gone.pool is None:
+        if gone is None:
+            return
+        if publish and self.reuse_delay > 0:
+            held = Held(ip, gone.family, now + self.reuse_delay, key, gone.pool or gone.left)
+            self.touched |= self.record.released(held, gone.pool)
+        if gone.pool is None:
             return
         state = self.pools.get(gone.pool)
         allocator = state.allocators.get(gone.family) if state is not None else None
@@ -379,10 +388,13 @@ class LBPlanner:
                     allocator.expire(now)
                     self.freed = True
                     self.touched.add(state.name)
+        listings, pause_ended = self.record.expire(now)
+        self.touched |= listings & self.pools.keys()
+        self.freed = self.freed or pause_ended
 
     @property
     def next_expiry(self) -> float | None:
         """When the earliest reuse delay ends (waiting Services may then be served)."""
         times = [a.next_expiry for s in self.pools.values() for a in s.allocators.values()]
-        found = [t for t in times if t is not None]
+        found = [t for t in (*times, self.record.next_pause_end) if t is not None]
         return min(found) if found else None

@@ -1,10 +1,13 @@
 """LoadBalancerIPPools as the LB-IPAM core holds them: accepted spec, conflicts, allocators.
 
 A pool *serves* (hands out and keeps addresses) when it has an accepted spec and does not lose a
-Conflict. An invalid edit is reported (Ready=False) while the pool keeps serving from the last
-spec it accepted, so a typo never strips Services of their IPs; a pool never accepted serves
-nothing. Of two overlapping pools the newer (creationTimestamp, then name) loses and serves
-nothing. Called by the planner (`lbplanner`); pure, no I/O.
+Conflict. An invalid edit is reported (Ready=False) while the pool keeps serving the addresses
+of the last spec it accepted (held in memory, else read back from `status.accepted`), so a typo
+never strips Services of their IPs, across restarts too; the rest of an invalid spec takes
+effect as written when it reads on its own, else the pool is frozen (keeps its holders, hands
+out nothing). A pool never accepted serves nothing. Of two overlapping pools the newer
+(creationTimestamp, then name) loses and serves nothing; the older names it. Called by the
+planner (`lbplanner`); pure, no I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lbipam.core.addresses import Block
-from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.allocator import Allocator
+from lbipam.core.blockindex import ServingBlocks
 from lbipam.core.lbviews import PoolView
 
 PREFIXLEN = {4: 32, 6: 128}
@@ -25,6 +29,8 @@ class PoolState:
     accepted: PoolView | None  # the spec it serves from
     allocators: dict[int, Allocator] = field(default_factory=dict)
     loses_to: tuple[str, Block, Block] | None = None  # (older pool, its block, ours) on Conflict
+    beats: list[tuple[str, Block, Block]] = field(default_factory=list)  # (newer pool, its, ours)
+    starved: set[int] = field(default_factory=set)  # families a Service waits for here in vain
 
     @property
     def name(self) -> str:
@@ -58,29 +64,14 @@ def _allocators(view: PoolView, reuse_delay: float) -> dict[int, Allocator]:
     return out
 
 
-def _carry_holds(old: dict[int, Allocator], new: dict[int, Allocator]) -> None:
-    """Keep the reuse delay of released addresses that the rebuilt pool still contains."""
-    for family, allocator in old.items():
-        target = new.get(family)
-        if target is None:
-            continue
-        for net, until, owner in allocator.held_back():
-            if target.contains(net) and target.owner(net) is None:
-                try:
-                    target.hold_back(net, until, owner)
-                except (ValueError, AllocatorError):  # reserved in the new spec: nothing to hold
-                    continue
-
-
-def _conflict(view: PoolView, older: Iterable[PoolState]) -> tuple[str, Block, Block] | None:
-    for other in older:
-        if not other.serving or other.accepted is None:
-            continue
-        for theirs in other.accepted.blocks:
-            for ours in view.blocks:
-                if ours.overlaps(theirs):
-                    return (other.name, theirs, ours)
-    return None
+def _accepted(view: PoolView, before: PoolState | None) -> PoolView | None:
+    """The spec a pool serves from: a valid view; else its rules with the addresses accepted
+    last (this process's memory first: it may be newer than the status it wrote)."""
+    if view.valid:
+        return view
+    last = before.accepted.addresses if before is not None and before.accepted is not None else None
+    addresses = last or view.recorded
+    return view.serving_from(addresses) if addresses is not None else None
 
 
 def _same_addresses(old: PoolView | None, new: PoolView) -> bool:
@@ -91,20 +82,24 @@ def rebuild(
     views: Iterable[PoolView], previous: dict[str, PoolState], reuse_delay: float
 ) -> dict[str, PoolState]:
     """The pool states for `views`; allocators of pools whose addresses did not change are kept
-    (with their allocations); the others are new and empty, with the reuse delays carried over."""
+    (with their allocations); the others are new and empty (the planner carries the reuse
+    delays over, across pools)."""
     states: dict[str, PoolState] = {}
+    serving = ServingBlocks()
     for view in sorted(views, key=lambda v: v.age_key):
         before = previous.get(view.name)
-        accepted = view if view.valid else (before.accepted if before else None)
+        accepted = _accepted(view, before)
         state = PoolState(view, accepted)
         if accepted is not None:
-            state.loses_to = _conflict(accepted, states.values())
+            state.loses_to = serving.overlap(accepted.blocks)
+            if state.loses_to is not None:
+                older, theirs, ours = state.loses_to
+                states[older].beats.append((view.name, ours, theirs))
         if state.serving and accepted is not None:
+            serving.add(view.name, accepted.blocks)
             if before is not None and before.serving and _same_addresses(before.accepted, accepted):
                 state.allocators = before.allocators
             else:
                 state.allocators = _allocators(accepted, reuse_delay)
-                if before is not None:
-                    _carry_holds(before.allocators, state.allocators)
         states[view.name] = state
     return states

@@ -7,7 +7,7 @@ never sees a Kubernetes object. Pure data, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lbipam.core.addresses import Block
 from lbipam.core.selectors import EVERYTHING, Selector
@@ -62,6 +62,7 @@ class ServiceView:
     ingress: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip now
     condition: CurrentCondition | None = None
     marked: bool = False  # carries lbipam.io/allocated-from: lbipam assigned its ingress
+    allocated_from: tuple[str, ...] = ()  # the pools lbipam.io/allocated-from names
     problems: tuple[str, ...] = ()  # annotations that could not be parsed, as messages
 
     @property
@@ -75,8 +76,23 @@ class ServiceView:
 
 
 @dataclass(frozen=True, slots=True)
+class Addresses:
+    """The address part of a pool's spec (what its allocators hand out), as last accepted."""
+
+    blocks: tuple[Block, ...]
+    allow_first_last: bool = False
+    avoid_buggy: bool = False
+    generation: int = 0  # the pool's generation when it was accepted (0: unknown)
+
+
+@dataclass(frozen=True, slots=True)
 class PoolView:
-    """A LoadBalancerIPPool as the core sees it; `problems` is non-empty for an invalid spec."""
+    """A LoadBalancerIPPool as the core sees it; `problems` is non-empty for an invalid spec.
+
+    An invalid spec's view still carries the rest of the spec (selectors, disabled, autoAssign,
+    priority) when that part reads on its own; when it does not, the view is `frozen`: disabled,
+    selecting no new Service, keeping the ones that hold its addresses. `recorded` is the address
+    spec the pool's status says was last accepted (`status.accepted`), read at start-up."""
 
     name: str
     created: str = ""
@@ -90,10 +106,28 @@ class PoolView:
     avoid_buggy: bool = False
     priority: int = 0
     problems: tuple[str, ...] = ()
+    frozen: bool = False  # the spec's rules cannot be read: keep the holders, select no one new
+    recorded: Addresses | None = None  # status.accepted
 
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    @property
+    def addresses(self) -> Addresses:
+        return Addresses(self.blocks, self.allow_first_last, self.avoid_buggy, self.generation)
+
+    def serving_from(self, addresses: Addresses) -> PoolView:
+        """This view (its rules) serving `addresses`: what an invalid spec is accepted as."""
+        return replace(
+            self,
+            blocks=addresses.blocks,
+            allow_first_last=addresses.allow_first_last,
+            avoid_buggy=addresses.avoid_buggy,
+            generation=addresses.generation,
+            problems=(),
+            recorded=None,
+        )
 
     @property
     def age_key(self) -> tuple[str, str]:
@@ -117,6 +151,8 @@ class PoolView:
         )
 
     def selects(self, service: ServiceView) -> bool:
+        if self.frozen:
+            return False
         return self.service_selector.matches(service.match_labels) and self.namespace_selector.matches(
             service.namespace_labels
         )

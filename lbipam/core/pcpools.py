@@ -17,6 +17,7 @@ import netaddr
 
 from lbipam.core.addresses import Block
 from lbipam.core.allocator import Allocator, AllocatorError
+from lbipam.core.blockindex import ServingBlocks
 from lbipam.core.pcviews import FamilySpec, PCPoolView
 
 
@@ -26,6 +27,8 @@ class PCPoolState:
     accepted: PCPoolView | None
     allocators: dict[int, Allocator] = field(default_factory=dict)
     loses_to: tuple[str, Block, Block] | None = None
+    beats: list[tuple[str, Block, Block]] = field(default_factory=list)  # (newer pool, its, ours)
+    starved: set[int] = field(default_factory=set)  # unused: a PodCIDRPool is Exhausted when full
     refused: str | None = None  # why the latest spec was not accepted (InvalidChange)
 
     @property
@@ -106,20 +109,11 @@ def _units(net: netaddr.IPNetwork, mask: int) -> list[netaddr.IPNetwork]:
     return list(net.subnet(mask))
 
 
-def _conflict(view: PCPoolView, older: Iterable[PCPoolState]) -> tuple[str, Block, Block] | None:
-    for other in older:
-        if other.serving and other.accepted is not None:
-            for theirs in other.accepted.blocks:
-                for ours in view.blocks:
-                    if ours.overlaps(theirs):
-                        return (other.name, theirs, ours)
-    return None
-
-
 def rebuild(
     views: Iterable[PCPoolView], previous: dict[str, PCPoolState], reuse_delay: float
 ) -> dict[str, PCPoolState]:
     states: dict[str, PCPoolState] = {}
+    serving = ServingBlocks()
     for view in sorted(views, key=lambda v: v.age_key):
         before = previous.get(view.name)
         old = before.accepted if before is not None else None
@@ -131,8 +125,12 @@ def rebuild(
             accepted = replace(view, families=old.families) if refused and old is not None else view
         state = PCPoolState(view, accepted, refused=refused)
         if accepted is not None:
-            state.loses_to = _conflict(accepted, states.values())
+            state.loses_to = serving.overlap(accepted.blocks)
+            if state.loses_to is not None:
+                older, theirs, ours = state.loses_to
+                states[older].beats.append((view.name, ours, theirs))
         if state.serving and accepted is not None:
+            serving.add(view.name, accepted.blocks)
             kept = before.allocators if before is not None and before.serving else {}
             for family, spec in accepted.families.items():
                 old_spec = old.families.get(family) if old is not None else None

@@ -84,7 +84,7 @@ class Strays:
             if allocator is None:
                 continue
             bits = BITS[entry.family] - allocator.prefixlen
-            for block in allocator.blocks:
+            for block in allocator.blocks_within(first, last):
                 low, high = max(block.first, first), min(block.last, last)
                 if low > high:
                     continue

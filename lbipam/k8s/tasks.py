@@ -5,8 +5,10 @@ workers, the leader elector, the ExaBGP driver) through `Tasks.start(name, coro)
 named in logs and tracebacks, and one failure stops the process instead of leaving it half alive.
 
 `run_until_signal(setup)` runs the group until SIGTERM or SIGINT (or a task fails): it then
-cancels every task and waits for their cleanup -- withdrawing routes, releasing the Lease -- up
-to `drain_timeout`; a second signal, or the deadline, cancels them once more.
+awaits `flush()` if given (work the tasks must finish while still running, e.g. the controller's
+planned writes; up to `flush_timeout`), then cancels every task and waits for their cleanup --
+withdrawing routes, releasing the Lease -- up to `drain_timeout`; a second signal cuts the
+flush short, or cancels the tasks once more.
 """
 
 from __future__ import annotations
@@ -76,20 +78,27 @@ async def run_until_signal(
     *,
     signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
     drain_timeout: float = 10.0,
+    flush: Callable[[], Awaitable[None]] | None = None,
+    flush_timeout: float = 10.0,
 ) -> None:
     """Start tasks via `setup(tasks)`; run until a signal arrives or every task has ended.
 
-    On the signal every task is cancelled and awaited (their cleanup runs); a second signal,
+    On the signal `flush()` runs first (the tasks still running; at most `flush_timeout`
+    seconds), then every task is cancelled and awaited (their cleanup runs); a second signal,
     or `drain_timeout` seconds, cancels what still runs once more. A task that fails stops
     the others too and its error propagates (in an ExceptionGroup).
     """
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
     tasks: Tasks | None = None
     watchdog: list[asyncio.TimerHandle] = []
 
     def on_signal(signum: signal.Signals) -> None:
         if tasks is None:
+            return
+        if stop.is_set() and not hurry.is_set() and not watchdog:
+            _log.warning("second signal: cutting the flush short", signal=signum.name)
+            hurry.set()
             return
         if stop.is_set():
             _log.warning("second signal: cancelling the remaining tasks again", signal=signum.name)
@@ -97,6 +106,9 @@ async def run_until_signal(
             return
         _log.info("signal received, draining", signal=signum.name, tasks=",".join(tasks.names()))
         stop.set()
+
+    def arm_watchdog() -> None:
+        assert tasks is not None
         watchdog.append(loop.call_later(drain_timeout, _drain_watchdog, tasks))
 
     for signum in signals:
@@ -108,7 +120,8 @@ async def run_until_signal(
             if result is not None:
                 await result
             if tasks.names():
-                group.create_task(_stopper(stop, tasks), name="lbipam-signal-watch")
+                flushing = _Flush(flush, flush_timeout, hurry)
+                group.create_task(_stopper(stop, tasks, flushing, arm_watchdog), name="lbipam-signal-watch")
     except* _Stop:
         pass
     finally:
@@ -118,9 +131,35 @@ async def run_until_signal(
             handle.cancel()
 
 
-async def _stopper(stop: asyncio.Event, tasks: Tasks) -> None:
-    """Raises _Stop -- the TaskGroup then cancels every task -- once the signal arrives;
-    returns quietly if every task ends first."""
+class _Flush:
+    """What to finish before the tasks are cancelled, and how long it may take."""
+
+    def __init__(
+        self, flush: Callable[[], Awaitable[None]] | None, timeout: float, hurry: asyncio.Event
+    ) -> None:
+        self.flush, self.timeout, self.hurry = flush, timeout, hurry
+
+    async def run(self) -> None:
+        if self.flush is None:
+            return
+        work = asyncio.ensure_future(self.flush())
+        cut = asyncio.ensure_future(self.hurry.wait())
+        try:
+            await asyncio.wait([work, cut], timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cut.cancel()
+            if not work.done():
+                _log.warning("flush not finished: stopping anyway", timeout=f"{self.timeout}s")
+                work.cancel()
+            elif not work.cancelled() and work.exception() is not None:
+                _log.error("flush failed", error=repr(work.exception()))
+
+
+async def _stopper(
+    stop: asyncio.Event, tasks: Tasks, flushing: _Flush, arm_watchdog: Callable[[], None]
+) -> None:
+    """Raises _Stop -- the TaskGroup then cancels every task -- once the signal arrives and
+    the flush is over; returns quietly if every task ends first."""
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(tasks.idle.wait())]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -128,6 +167,8 @@ async def _stopper(stop: asyncio.Event, tasks: Tasks) -> None:
         for waiter in waiters:
             waiter.cancel()
     if stop.is_set():
+        await flushing.run()
+        arm_watchdog()
         raise _Stop
 
 

@@ -23,7 +23,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from lbipam.migrate import labels, validate
+from lbipam.migrate import labels
 from lbipam.migrate.metallb_pools import API_VERSION
 from lbipam.migrate.report import Obj, Options, Report, Source
 from lbipam.migrate.shapes import address, as_dict, as_list, dns_name, go_duration, name_of, spec_of
@@ -171,9 +171,6 @@ def _bfd_of(
     profile = profiles.get(str(name))
     if profile is None:
         report.drop(source, "spec.bfdProfile", f"BFDProfile {name} is not in the input")
-        return None
-    if not validate.BFD:
-        report.drop(source, "spec.bfdProfile", "this lbipam's BGPPeer has no spec.bfd: BFD is not carried")
         return None
     return bfd(profile, Source.of(profile), report)
 

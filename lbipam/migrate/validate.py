@@ -13,10 +13,7 @@ from typing import Any
 
 import pydantic
 
-from lbipam.api import API_VERSION, BGPPeerSpec, describe_errors, parse_resource
-
-#: Whether BGPPeer has spec.bfd in this build (BFD sessions next to BGP).
-BFD = "bfd" in BGPPeerSpec.model_fields
+from lbipam.api import API_VERSION, describe_errors, parse_resource
 
 
 def problems(obj: Mapping[str, Any]) -> list[str]:

@@ -5,16 +5,19 @@ Controller (`controller_registry(app)`, called by `lbipam.controllers.main`):
 - `lbipam_pool_addresses{pool,family,state}` -- LoadBalancerIPPool addresses; state is total, used
   or available, family ipv4 or ipv6 (only the families the pool serves); the numbers of the pool's
   status;
-- `lbipam_pool_exhausted{pool}` -- 1 while the pool's Exhausted condition is True, else 0;
+- `lbipam_pool_exhausted{pool,family}` -- 1 while the pool's Exhausted condition is True and
+  names that family, else 0 (one series per family the pool serves);
 - `lbipam_allocations_total{result}` -- see `lbipam.observe.results`;
-- `lbipam_podcidr_pool_cidrs{pool,family,state}`, `lbipam_podcidr_pool_exhausted{pool}`,
+- `lbipam_podcidr_pool_cidrs{pool,family,state}`, `lbipam_podcidr_pool_exhausted{pool,family}`,
   `lbipam_podcidr_allocations_total{result}` -- the same for PodCIDRPools, counted in node CIDRs
   (only with `--podcidr-target` other than none);
 - `lbipam_leader{controller}` -- 1 while this replica leads, per controller (lbipam, podcidr).
 Pool series come from the leader only (a standby plans nothing): sum or max over replicas.
 
 Speaker (`speaker_registry(peers)`, for `lbipam speaker`): `lbipam_bgp_session_up{peer}` and
-`lbipam_bgp_routes_announced{peer}`, from a callable the speaker gives.
+`lbipam_bgp_routes_announced{peer}`, from a callable the speaker gives; for peers with BFD,
+`lbipam_bfd_session_state{peer,state}` (1 for the current state of Up, Down, Init, AdminDown)
+and `lbipam_bfd_state_changes_total{peer,state}` (transitions into each state).
 
 Collectors run in the event loop's thread (the aiohttp handler of `lbipam.observe.server` calls
 them), where the planners live, so they read them without locks. This module imports nothing of
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -156,8 +159,9 @@ class ControllerCollector:
             ),
             GaugeMetricFamily(
                 names.exhausted,
-                f"1 while the {names.kind} has no free {names.what} (its Exhausted condition), else 0",
-                labels=["pool"],
+                f"1 while the {names.kind} has no free {names.what} of the family (its Exhausted "
+                "condition names the family), else 0",
+                labels=["pool", "family"],
             ),
             CounterMetricFamily(
                 names.allocations,
@@ -169,11 +173,12 @@ class ControllerCollector:
 
 
 def _add_pool(addresses: GaugeMetricFamily, exhausted: GaugeMetricFamily, name: str, state: PoolLike) -> None:
+    used_up = pool_status(state).exhausted_families
     for family, allocator in sorted(state.allocators.items()):
         counts = (allocator.total, allocator.used, allocator.available)
         for which, value in zip(STATES, counts, strict=True):
             addresses.add_metric([name, f"ipv{family}", which], float(value))
-    exhausted.add_metric([name], 1.0 if pool_status(state).exhausted else 0.0)
+        exhausted.add_metric([name, f"ipv{family}"], 1.0 if family in used_up else 0.0)
 
 
 def controller_registry(app: ControllerLike) -> CollectorRegistry:
@@ -190,6 +195,11 @@ class PeerMetrics:
 
     up: bool  # the session is Established
     routes: int  # routes announced to the peer (acknowledged by ExaBGP)
+    bfd: str | None = None  # the BFD state (Up, Down, Init, AdminDown); None: BFD is off
+    bfd_changes: Mapping[str, int] = field(default_factory=dict)  # transitions into each state
+
+
+BFD_STATES = ("Up", "Down", "Init", "AdminDown")
 
 
 class SpeakerCollector:
@@ -203,20 +213,34 @@ class SpeakerCollector:
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        up, routes = self._families()
+        up, routes, bfd_state, bfd_changes = self._families()
         for name, peer in sorted(self.peers().items()):
             up.add_metric([name], 1.0 if peer.up else 0.0)
             routes.add_metric([name], float(peer.routes))
-        yield from (up, routes)
+            if peer.bfd is not None:
+                for state in BFD_STATES:
+                    bfd_state.add_metric([name, state], 1.0 if peer.bfd == state else 0.0)
+                    bfd_changes.add_metric([name, state], float(peer.bfd_changes.get(state, 0)))
+        yield from (up, routes, bfd_state, bfd_changes)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
         return (
             GaugeMetricFamily(
                 "lbipam_bgp_session_up", "1 while the BGP session is Established, else 0", labels=["peer"]
             ),
             GaugeMetricFamily(
                 "lbipam_bgp_routes_announced", "routes this node announces to the peer", labels=["peer"]
+            ),
+            GaugeMetricFamily(
+                "lbipam_bfd_session_state",
+                "1 for the BFD session's current state (Up, Down, Init, AdminDown), else 0",
+                labels=["peer", "state"],
+            ),
+            CounterMetricFamily(
+                "lbipam_bfd_state_changes",
+                "BFD session state changes, by the state entered",
+                labels=["peer", "state"],
             ),
         )
 

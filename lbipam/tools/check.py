@@ -180,8 +180,11 @@ def _used(obj: Obj) -> dict[int, int]:
 
 
 def lb_pool_facts(obj: Obj, view: PoolView) -> PoolFacts:
+    """An invalid spec's pool still serves the blocks its status.accepted records."""
     ranges = tuple((f"spec.blocks[{i}]", b) for i, b in enumerate(view.blocks))
-    return PoolFacts(LB_POOL, view.name, ranges, used=_used(obj), problems=view.problems)
+    recorded = view.recorded.blocks if view.recorded is not None and not view.valid else ()
+    served = tuple((f"status.accepted.blocks[{i}]", b) for i, b in enumerate(recorded))
+    return PoolFacts(LB_POOL, view.name, ranges, served, _used(obj), view.problems)
 
 
 def _pc_ranges(view: PCPoolView | None, where: str) -> tuple[tuple[str, Any], ...]:

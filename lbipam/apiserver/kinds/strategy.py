@@ -127,7 +127,7 @@ class Strategy:
 
 def deep(obj: Obj) -> Obj:
     """A private copy of a stored object, to build the next version from."""
-    copied: Obj = jsonsafe.copy(obj)
+    copied: Obj = jsonsafe.copy(obj)  # several times quicker than copy.deepcopy
     return copied
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from lbipam.apiserver.errors import StatusError, not_found
 from lbipam.apiserver.kinds import typed
 from lbipam.apiserver.kinds.objects import Objects
-from lbipam.apiserver.kinds.strategy import WriteOptions
+from lbipam.apiserver.kinds.strategy import WriteOptions, deep
 from lbipam.apiserver.patch import patches
 from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
@@ -234,7 +234,7 @@ class ResourceHandlers:
         data = await read_body(request)
         strategy = self.objects.strategy(rtype)
         current = self.objects.store.latest(rtype.storage_key, namespace, name)
-        original = jsonsafe.copy(strategy.encode(rtype, current)) if current is not None else None
+        original = deep(strategy.encode(rtype, current)) if current is not None else None
         if ctype == APPLY:
             if not opts.field_manager:
                 raise patches.missing_field_manager()

@@ -2,8 +2,10 @@
 plans every change with `LBPlanner` and hands the plans to `LBWriter`.
 
 Informers run all the time (a standby keeps a warm cache); the planning loop (`PlanningLoop`)
-runs only while this process holds the Lease and starts from scratch each time: pools, then
-every existing assignment, then new allocations (DESIGN.md "Restart").
+runs only while this process holds the Lease and starts from scratch each time: pools (serving
+from `status.accepted` while a spec is invalid), then every existing assignment, then the reuse
+delays the pools' status recorded, then new allocations (DESIGN.md "Restart"). A pool's status
+write carries `status.accepted` and `status.heldBack` for the next leader (`poolrecord`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lbipam.controllers.lbipam.convert import pool_view, service_view
+from lbipam.controllers.lbipam.poolrecord import Clocks, accepted_status, held_status, read_held
 from lbipam.controllers.lbipam.writer import LBWriter
 from lbipam.controllers.loop import PlanningLoop
+from lbipam.controllers.viewcache import ViewCache
 from lbipam.core.lbplanner import LBPlanner
 from lbipam.core.lbviews import ServiceView
 from lbipam.core.poolstatus import PoolStatusPlan, pool_status
@@ -60,6 +64,8 @@ class LBController(PlanningLoop):
         self.recorder = recorder
         self._gone: dict[str, Obj] = {}
         self._views: dict[str, tuple[tuple[str, str], ServiceView]] = {}
+        self._clocks = Clocks.now(clock)  # taken anew each time leading begins
+        self._pool_views = ViewCache(pool_view)
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
         self.pools.add_handler(self.pool_changed)
@@ -86,25 +92,34 @@ class LBController(PlanningLoop):
 
     # ---- the loop's hooks --------------------------------------------------------------
     def new_planner(self) -> LBPlanner:
+        self._clocks = Clocks.now(self.clock)
         return LBPlanner(self.options.reuse_delay)
 
     def new_writer(self) -> LBWriter:
         return LBWriter(self.services, self.pools, self.status, self.recorder, self.options.concurrency)
 
     def start(self, planner: LBPlanner) -> set[str]:
-        """Pools, then every assignment the Services carry (oldest first)."""
+        """Pools, then every assignment the Services carry (oldest first), then the reuse delays."""
         now = self.clock()
-        planner.set_pools([pool_view(p) for p in self.pools.list()], now)
+        pools = self.pools.list()
+        planner.set_pools(self._pool_views.views(pools), now)
         ordered = sorted(
             self.services.list(), key=lambda s: (s["metadata"].get("creationTimestamp", ""), _key(s))
         )
         for obj in ordered:
             planner.import_service(self._view(obj), now)
-        self._log.info("leading: imported assignments", services=len(ordered), pools=len(planner.pools))
+        held, pauses = read_held(pools, self._clocks)
+        planner.restore_held(held, pauses, now)
+        self._log.info(
+            "leading: imported assignments",
+            services=len(ordered),
+            pools=len(planner.pools),
+            held_back=len(planner.record.held),
+        )
         return {_key(s) for s in ordered}
 
     def set_pools(self, planner: LBPlanner) -> set[str]:
-        planner.set_pools([pool_view(p) for p in self.pools.list()], self.clock())
+        planner.set_pools(self._pool_views.views(self.pools.list()), self.clock())
         return {_key(s) for s in self.services.list()}
 
     def plan(self, planner: LBPlanner, writer: LBWriter, key: str, now: float) -> None:
@@ -121,9 +136,15 @@ class LBController(PlanningLoop):
 
     def pool_status(self, planner: LBPlanner, name: str) -> PoolStatusPlan:
         state = planner.pools[name]
-        # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column.
+        # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column;
+        # `accepted` and `heldBack`: what the next leader reads back (poolrecord).
         served = ", ".join(str(block) for block in state.accepted.blocks) if state.accepted else ""
-        return replace(pool_status(state), extra={"blocks": served})
+        extra = {
+            "blocks": served,
+            "accepted": accepted_status(state),
+            "heldBack": held_status(planner.record.listing(name), self._clocks),
+        }
+        return replace(pool_status(state), extra=extra)
 
     def _view(self, obj: Obj) -> ServiceView:
         """The Service's view, rebuilt only when it or its namespace changed."""

@@ -1,18 +1,23 @@
 """Services, Namespaces and LoadBalancerIPPools (API dicts) -> the core's frozen views.
 
 The only place where the LB-IPAM controller reads Kubernetes object fields; the planner sees
-nothing else. Annotations that cannot be read become `problems` (reported as InvalidRequest).
+nothing else (a pool's `status.accepted` is read by `poolrecord`). Annotations that cannot be read
+become `problems` (reported as InvalidRequest). Namespaces are matched with the label
+`kubernetes.io/metadata.name` added, as Kubernetes 1.21+ sets it, so that a namespaceSelector
+on it works on every cluster (and on Namespaces not seen yet).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pydantic
 
 from lbipam.api import LoadBalancerIPPool, describe_errors
+from lbipam.controllers.lbipam.poolrecord import recorded
 from lbipam.core.compat import with_compat
 from lbipam.core.lbviews import (
     ANNOTATION_ALLOCATED_FROM,
@@ -40,6 +45,13 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _SAFE = re.compile(r"[^\x00-\x1f\x7f]{1,253}")
 _FAMILY = {"IPv4": 4, "IPv6": 6}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: Stands in for the address part of an invalid spec, to read the rest of it on its own.
+_PLACEHOLDER_ADDRESSES = {
+    "blocks": [{"cidr": "192.0.2.0/32"}],
+    "allowFirstLastIPs": False,
+    "avoidBuggyIPs": False,
+}
 
 
 def handled(obj: Mapping[str, Any], default_class: bool) -> bool:
@@ -135,7 +147,7 @@ def service_view(
         generation=int(meta.get("generation") or 0),
         handled=handled(obj, default_class),
         labels=dict(meta.get("labels") or {}),
-        namespace_labels=dict(namespace_labels),
+        namespace_labels={**namespace_labels, NAMESPACE_NAME_LABEL: meta.get("namespace", "")},
         families=families,
         policy=policy,
         requested=requested,
@@ -149,14 +161,17 @@ def service_view(
         ingress=ingress,
         condition=_condition(status),
         marked=ANNOTATION_ALLOCATED_FROM in annotations,
+        allocated_from=_split(str(annotations.get(ANNOTATION_ALLOCATED_FROM) or "")),
         problems=tuple(problems),
     )
 
 
 def pool_view(obj: Mapping[str, Any]) -> PoolView:
-    """The view of a pool; a spec that does not validate gives a view with `problems`."""
+    """The view of a pool. A spec that does not validate gives a view with `problems` and no
+    blocks, carrying the rest of the spec when that reads on its own, else `frozen`, and the
+    address spec the status records (`recorded`: read only then; a pool may hold 100,000 blocks)."""
     meta = obj.get("metadata") or {}
-    base = {
+    base: dict[str, Any] = {
         "name": meta.get("name", ""),
         "created": meta.get("creationTimestamp", ""),
         "generation": int(meta.get("generation") or 0),
@@ -164,7 +179,21 @@ def pool_view(obj: Mapping[str, Any]) -> PoolView:
     try:
         pool = LoadBalancerIPPool.model_validate({**obj, "status": None})
     except pydantic.ValidationError as err:
-        return PoolView(**base, problems=tuple(describe_errors(err)))
+        problems = tuple(describe_errors(err))
+        base["recorded"] = recorded(obj)
+        written = obj.get("spec")
+        spec: Mapping[str, Any] = written if isinstance(written, Mapping) else {}
+        try:
+            rules = LoadBalancerIPPool.model_validate(
+                {**obj, "status": None, "spec": {**spec, **_PLACEHOLDER_ADDRESSES}}
+            )
+        except pydantic.ValidationError:
+            return PoolView(**base, problems=problems, frozen=True, disabled=True, auto_assign=False)
+        return replace(_view(rules, base), blocks=(), problems=problems)
+    return _view(pool, base)
+
+
+def _view(pool: LoadBalancerIPPool, base: dict[str, Any]) -> PoolView:
     spec = pool.spec
     return PoolView(
         **base,

@@ -15,6 +15,7 @@ from lbipam.controllers.loop import PlanningLoop
 from lbipam.controllers.podcidr.convert import accepted_status, accepted_view, node_view, pcpool_view
 from lbipam.controllers.podcidr.targets import Target
 from lbipam.controllers.podcidr.writer import PodCIDRWriter
+from lbipam.controllers.viewcache import ViewCache
 from lbipam.core.pcplanner import PodCIDRPlanner
 from lbipam.core.poolstatus import PoolStatusPlan, pool_status
 from lbipam.k8s.client import Kube
@@ -55,6 +56,7 @@ class PodCIDRController(PlanningLoop):
         self.pools = Informer(kube, PODCIDRPOOLS)
         self.ciliumnodes = Informer(kube, CILIUMNODES) if target.uses_ciliumnodes else None
         self._gone: dict[str, Obj] = {}
+        self._pool_views = ViewCache(pcpool_view)
         self.nodes.add_handler(self._on_node)
         self.pools.add_handler(self.pool_changed)
         if self.ciliumnodes is not None:
@@ -103,7 +105,7 @@ class PodCIDRController(PlanningLoop):
         )
         for node in nodes:
             planner.import_node(self._view(node), now)
-        planner.set_pools([pcpool_view(p) for p in pools], now)
+        planner.set_pools(self._pool_views.views(pools), now)
         self._log.info(
             "leading: imported node CIDRs",
             nodes=len(nodes),
@@ -113,7 +115,7 @@ class PodCIDRController(PlanningLoop):
         return {_name(n) for n in nodes}
 
     def set_pools(self, planner: PodCIDRPlanner) -> set[str]:
-        planner.set_pools([pcpool_view(p) for p in self.pools.list()], self.clock())
+        planner.set_pools(self._pool_views.views(self.pools.list()), self.clock())
         return {_name(n) for n in self.nodes.list()}
 
     def plan(self, planner: PodCIDRPlanner, writer: PodCIDRWriter, key: str, now: float) -> None:
