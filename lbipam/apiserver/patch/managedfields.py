@@ -59,12 +59,15 @@ def _owned(paths: mf.FieldSet, rtype: ResourceType, subresource: str) -> mf.Fiel
 class _Entry:
     """One managedFields entry: its identity, field set and time."""
 
-    __slots__ = ("api_version", "applied", "fields", "manager", "subresource", "time")
+    __slots__ = ("api_version", "applied", "decoded", "fields", "manager", "raw", "subresource", "time")
 
     def __init__(self, manager: str, applied: bool, api_version: str, subresource: str, time: str | None,
-                 fields: mf.FieldSet) -> None:  # fmt: skip
+                 fields: mf.FieldSet, raw: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.manager, self.applied, self.api_version = manager, applied, api_version
         self.subresource, self.time, self.fields = subresource, time, fields
+        # The stored fieldsV1 this entry was read from, and its field set: written back as it was
+        # while the fields stay the same (most writes change only fields their manager owns).
+        self.raw, self.decoded = raw, (set(fields) if raw is not None else None)
 
     @property
     def key(self) -> tuple[str, bool, str, str]:
@@ -80,7 +83,8 @@ class _Entry:
         if self.time:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = mf.encode(self.fields)
+        unchanged = self.raw is not None and self.fields == self.decoded
+        out["fieldsV1"] = self.raw if unchanged else mf.encode(self.fields)
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -104,9 +108,10 @@ def _decode_entries(obj: dict[str, Any] | None) -> dict[tuple[str, bool, str, st
             op = item["operation"]
             if op not in ("Apply", "Update") or item.get("fieldsType", "FieldsV1") != "FieldsV1":
                 return None
+            raw = item.get("fieldsV1") or {}
             entry = _Entry(str(item.get("manager", "")), op == "Apply", str(item.get("apiVersion", "")),
-                           str(item.get("subresource", "")), item.get("time"),
-                           mf.decode(item.get("fieldsV1") or {}))  # fmt: skip
+                           str(item.get("subresource", "")), item.get("time"), mf.decode(raw),
+                           raw if isinstance(raw, dict) else None)  # fmt: skip
             entries[entry.key] = entry
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
