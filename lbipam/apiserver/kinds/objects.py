@@ -32,6 +32,7 @@ from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import Registry, ResourceType
 from lbipam.apiserver.storage.store import Change, Obj, Store
 
+_STATUS_WRITE = frozenset(("apiVersion", "kind", "metadata", "status"))  # what a /status write reads
 _SERVER_SET = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what the real generateName draws from
 # UIDs must be unique, not secret: a generator seeded once from the OS, instead of a getrandom()
@@ -110,7 +111,8 @@ class Objects:
     ) -> tuple[int, Obj]:
         """PUT (and the second half of every patch); returns (HTTP code, object)."""
         strategy = self.strategy(rtype)
-        obj = self._check_body(rtype, body, opts)
+        only = _STATUS_WRITE if subresource == "status" else None
+        obj = self._check_body(rtype, body, opts, only, patched)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise StatusError(
@@ -240,11 +242,17 @@ class Objects:
 
     # -- shared steps -----------------------------------------------------------------------
 
-    def _check_body(self, rtype: ResourceType, body: Any, opts: WriteOptions) -> Obj:
-        # Bodies were held to jsonsafe's rules when decoded; a patch can still nest them deeper.
-        jsonsafe.check_depth(
-            body, f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}'
-        )
+    def _check_body(
+        self,
+        rtype: ResourceType,
+        body: Any,
+        opts: WriteOptions,
+        only: frozenset[str] | None = None,
+        patched: bool = False,
+    ) -> Obj:
+        if patched:  # bodies were held to jsonsafe's rules when decoded; a JSON patch nests deeper
+            what = f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}'
+            jsonsafe.check_depth(body, what)
         obj = require_dict(body, "the request body")
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version not in (None, "", rtype.api_version):
@@ -267,7 +275,7 @@ class Objects:
             **rest,
         }
         shapes.check(obj, self.strategy(rtype).shape_of(rtype), rtype.kind, rtype.version)
-        typed.prune_unknown(rtype, obj, opts)
+        typed.prune_unknown(rtype, obj, opts, only)
         return obj
 
     @staticmethod

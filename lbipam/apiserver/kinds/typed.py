@@ -50,14 +50,26 @@ def _leaf_node(kind: str, types: tuple[str, ...], fmt: str, go: str) -> _Node:
     return _Node(kind, types=types, fmt=fmt if fmt in INT_RANGES else "", go=go, python=python)
 
 
-def check(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
+def check(rtype: ResourceType, obj: dict[str, Any], only: frozenset[str] | None = None) -> list[str]:
     """Prune the fields `rtype`'s definition does not have; return their paths. StatusError 400
-    for a value of the wrong type or out of its integer range. Kinds without a definition: []."""
+    for a value of the wrong type or out of its integer range. Kinds without a definition: [].
+    `only`: the top-level fields the write keeps (a /status write keeps status); the others are
+    left to the write, which drops them."""
     name = definitions.builtin_name(rtype)
     if name is None or name not in definitions.upstream():
         return []
     unknown: list[str] = []
-    problem = _walk(obj, _compiled(name), [], rtype.kind, unknown)
+    node = _compiled(name)
+    if only is None:
+        problem = _walk(obj, node, [], rtype.kind, unknown)
+    else:
+        kept = {key: value for key, value in obj.items() if key in only}
+        problem = _walk(kept, node, [], rtype.kind, unknown)
+        for key in only & obj.keys():
+            if key in kept:
+                obj[key] = kept[key]
+            else:
+                del obj[key]
     if problem is not None:
         raise StatusError(
             400, f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: {problem}'
@@ -65,11 +77,13 @@ def check(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
     return unknown
 
 
-def prune_unknown(rtype: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
+def prune_unknown(
+    rtype: ResourceType, obj: dict[str, Any], opts: WriteOptions, only: frozenset[str] | None = None
+) -> None:
     """`check`, and what the real server does with the unknown fields it found: named in
     warnings (fieldValidation=Warn, the default), a 400 under Strict, dropped silently under
     Ignore."""
-    unknown = [f'unknown field "{path}"' for path in check(rtype, obj)]
+    unknown = [f'unknown field "{path}"' for path in check(rtype, obj, only)]
     if unknown and opts.field_validation == "Strict":
         raise StatusError(
             400,
@@ -152,6 +166,8 @@ def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[
             child = props[key]
             if type(child) is str:
                 child = props[key] = _compiled(child)
+            if _plainly_fits(sub, child):
+                continue
             trail.append(key)
             found = _walk(sub, child, trail, struct, unknown)
             trail.pop()
@@ -166,6 +182,8 @@ def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[
             child = node.sub = _compiled(child)
         pairs = value.items() if isinstance(value, dict) else enumerate(value)
         for key, sub in pairs:
+            if _plainly_fits(sub, child):
+                continue
             trail.append(key)
             found = _walk(sub, child, trail, struct, unknown)
             trail.pop()
@@ -173,6 +191,13 @@ def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[
                 return found
         return None
     return _leaf(value, node, trail, struct)
+
+
+def _plainly_fits(value: Any, node: _Node) -> bool:
+    """The common leaf case decided without a call of `_walk`: a value of an allowed type that
+    needs no range check (most fields are strings)."""
+    kind = type(value)
+    return node.kind == "leaf" and kind in node.python and (kind is not int or not node.fmt)
 
 
 def _leaf(value: Any, node: _Node, trail: list[Any], struct: str) -> str | None:
