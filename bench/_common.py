@@ -25,7 +25,7 @@ import ssl
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,17 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 QUIET = 1.0  # seconds of flat CPU that count as idle
 LEADING = "leading identity="  # the controller's log lines that mark its start-up
 IMPORTED = "leading: imported assignments"
+
+
+def run_client(main: Coroutine[Any, Any, None]) -> None:
+    """Run a bench's client on uvloop where installed, as `lbipam apiserver` runs: decrypting TLS
+    in asyncio's Python layer would make the client, not the server, what a figure measures."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -2,9 +2,10 @@
 
     python bench/apiserver.py [--objects 10000] [--quick]
 
-With an aiohttp client and 8 requests in flight, against `python -m lbipam apiserver` run the
-default way (HTTPS, a bearer token: both read from the kubeconfig it writes, connections kept
-alive) on a SQLite file (every write committed with synchronous=FULL before it is acknowledged):
+With an aiohttp client (on uvloop where installed) and 8 requests in flight, against `python -m
+lbipam apiserver` run the default way (HTTPS, a bearer token: both read from the kubeconfig it
+writes, connections kept alive) on a SQLite file (every write committed with synchronous=FULL
+before it is acknowledged):
 - creates/s of ConfigMap objects and of Services (cluster IP allocation, validation);
 - merge patches/s on those objects, and /status merge patches/s on the Services;
 - watch fan-out: one write at a time, 4 watchers; write acknowledged -> event received, p50/p99
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from _common import IN_FLIGHT, MERGE, Server, in_parallel, percentile, request
+from _common import IN_FLIGHT, MERGE, Server, in_parallel, percentile, request, run_client
 
 WATCHERS = 4
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -142,4 +143,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_client(main())

@@ -109,6 +109,12 @@ def _json_patch_deep() -> str:
     return json.dumps([{"op": "add", "path": "/metadata/labels", "value": nested(DEEP)}])
 
 
+def _json_patch_deepening() -> str:
+    """A patch within the limit that adds, at a deep path, a value that takes the object beyond it."""
+    value = nested(MAX_DEPTH - 4)
+    return json.dumps([{"op": "add", "path": "/metadata/managedFields/0/fieldsV1/x", "value": value}])
+
+
 @pytest.mark.parametrize(
     ("method", "path", "ctype", "params", "data"),
     [
@@ -128,6 +134,9 @@ def _json_patch_deep() -> str:
             id="strategic-patch",
         ),
         pytest.param("PATCH", f"{SVCS}/web", JSON_PATCH, None, _json_patch_deep, id="json-patch"),
+        pytest.param(
+            "PATCH", f"{SVCS}/web", JSON_PATCH, None, _json_patch_deepening, id="json-patch-deepening"
+        ),
         pytest.param(
             "PATCH",
             f"{SVCS}/web",

@@ -112,7 +112,7 @@ class Objects:
         """PUT (and the second half of every patch); returns (HTTP code, object)."""
         strategy = self.strategy(rtype)
         only = _STATUS_WRITE if subresource == "status" else None
-        obj = self._check_body(rtype, body, opts, only, patched)
+        obj = self._check_body(rtype, body, opts, only)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise StatusError(
@@ -243,16 +243,9 @@ class Objects:
     # -- shared steps -----------------------------------------------------------------------
 
     def _check_body(
-        self,
-        rtype: ResourceType,
-        body: Any,
-        opts: WriteOptions,
-        only: frozenset[str] | None = None,
-        patched: bool = False,
+        self, rtype: ResourceType, body: Any, opts: WriteOptions, only: frozenset[str] | None = None
     ) -> Obj:
-        if patched:  # bodies were held to jsonsafe's rules when decoded; a JSON patch nests deeper
-            what = f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}'
-            jsonsafe.check_depth(body, what)
+        """Bodies come here held to jsonsafe's rules (decoded, or patched by checked patches)."""
         obj = require_dict(body, "the request body")
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version not in (None, "", rtype.api_version):

@@ -179,6 +179,8 @@ def _json_patch(original: dict[str, Any], body: bytes) -> dict[str, Any]:
         raise StatusError(
             422, "the JSON patch must leave an object", causes=[Cause("patch", "not an object")]
         )
+    # A merge of checked values nests no deeper than they do; a value added at a deep path can.
+    jsonsafe.check_depth(result, "invalid patch")
     return result
 
 
