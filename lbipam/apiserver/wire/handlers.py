@@ -25,7 +25,7 @@ from lbipam.apiserver.patch import patches
 from lbipam.apiserver.storage.registry import ResourceType
 from lbipam.apiserver.storage.store import Obj
 from lbipam.apiserver.storage.watch import WatchHub, error_line, stream
-from lbipam.apiserver.wire import tables
+from lbipam.apiserver.wire import protobuf, tables
 from lbipam.apiserver.wire.faults import Faults
 from lbipam.apiserver.wire.reads import Reads
 from lbipam.apiserver.wire.routing import Target
@@ -95,6 +95,23 @@ def decode(data: bytes, ctype: str) -> Any:
     )
 
 
+def decode_object(data: bytes, ctype: str, rtype: ResourceType) -> Any:
+    """A body sent to a resource of `rtype`: JSON, YAML, or protobuf for the built-in kinds only
+    (custom resources have no protobuf form, as in Kubernetes)."""
+    if ctype == protobuf.MEDIA_TYPE and rtype.builtin:
+        try:
+            return protobuf.decode(data, rtype.group, rtype.version, rtype.kind)
+        except protobuf.ProtobufError as exc:
+            raise protobuf.status_error(exc, rtype.kind, rtype.version, data) from None
+    try:
+        return decode(data, ctype)
+    except StatusError as exc:
+        if exc.code == 415 and rtype.builtin:
+            exc.message += ", " + protobuf.MEDIA_TYPE
+            exc.args = (exc.message,)
+        raise
+
+
 def _json_safe(value: Any) -> Any:
     """YAML's extra types (dates, non-string keys) as JSON would carry them."""
     if isinstance(value, dict):
@@ -158,7 +175,7 @@ class ResourceHandlers:
             return self.respond(request, target.rtype, self.reads.get(target.rtype, namespace, target.name))
         opts = write_options(request)
         if method == "PUT":
-            body = decode(await read_body(request), media_type(request))
+            body = decode_object(await read_body(request), media_type(request), target.rtype)
             code, obj = await self.objects.update(
                 target.rtype, namespace, target.name, body, target.subresource, opts
             )
@@ -167,7 +184,7 @@ class ResourceHandlers:
             code, obj = await self.patch(request, target, opts)
             return json_response(obj, code, opts.warnings)
         if method == "DELETE" and not target.subresource:
-            options = await self._delete_options(request)
+            options = await self._delete_options(request, target.rtype)
             return json_response(
                 await self.objects.delete(target.rtype, namespace, target.name, options, opts)
             )
@@ -183,7 +200,7 @@ class ResourceHandlers:
             )
         if method == "POST" and (target.namespace is not None or not rtype.namespaced):
             opts = write_options(request)
-            body = decode(await read_body(request), media_type(request))
+            body = decode_object(await read_body(request), media_type(request), rtype)
             obj = await self.objects.create(rtype, target.namespace or "", body, opts)
             return json_response(obj, 201, opts.warnings)
         if method == "DELETE":
@@ -192,7 +209,7 @@ class ResourceHandlers:
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = write_options(request)
-        options = await self._delete_options(request)
+        options = await self._delete_options(request, target.rtype)
         listed = self.reads.list_objects(target.rtype, target.namespace, request.query)
         deleted = []
         for item in listed["items"]:
@@ -208,11 +225,11 @@ class ResourceHandlers:
         listed["items"] = deleted
         return json_response(listed)
 
-    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+    async def _delete_options(self, request: web.Request, rtype: ResourceType) -> dict[str, Any]:
         data = await read_body(request)
         if not data.strip():
             return {}
-        options = decode(data, media_type(request))
+        options = decode_object(data, media_type(request), rtype)
         if not isinstance(options, dict):
             raise StatusError(400, "the body of a DELETE must be a DeleteOptions object")
         return options
