@@ -27,6 +27,7 @@ _RENAMED = {
     "deprecatedLastTimestamp": "lastTimestamp",
     "deprecatedCount": "count",
 }
+_OMIT_EMPTY = ("reportingController", "reportingInstance")
 _SAME = ("reason", "type", "action", "reportingInstance", "eventTime", "series", "related")
 _REF = {
     "apiVersion": str,
@@ -80,6 +81,9 @@ def to_events_v1(obj: Obj) -> Obj:
     for key in _SAME:
         if key in obj:
             out[key] = obj[key]
+    for key in _OMIT_EMPTY:  # written even when empty in core/v1, omitempty in events.k8s.io/v1
+        if out.get(key) == "":
+            del out[key]
     out.setdefault("eventTime", None)  # required in the schema; null for legacy events
     return out
 

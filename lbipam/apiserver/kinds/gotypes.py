@@ -99,6 +99,15 @@ def message_of(group: str, version: str, kind: str) -> str | None:
     return KINDS.get((group, version, kind))
 
 
+def fill_object(obj: dict[str, Any]) -> None:
+    """`fill` for a stored object of a built-in kind, by its apiVersion and kind (custom objects
+    and CRDs, whose schemas have JSON forms of their own, are left as they are)."""
+    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+    message = message_of(group, version, str(obj.get("kind", "")))
+    if message is not None and not message.startswith(CRD):
+        fill(message, obj)
+
+
 def fill(message: str, obj: dict[str, Any]) -> None:
     """Add in place what Go's encoding/json writes for `obj` as `message` although nobody set it:
     non-pointer structs (`{}`, filled in turn) and fields without omitempty (their zero value).
