@@ -55,6 +55,16 @@ _CORE_SHAPE = {
     "series": _SERIES,
     "source": {"component": str, "host": str},
 }
+# The field selectors of events.k8s.io/v1 and the stored (core/v1) fields they select.
+_V1_FIELDS = {
+    "metadata.name": "metadata.name",
+    "metadata.namespace": "metadata.namespace",
+    **{f"regarding.{key}": f"involvedObject.{key}" for key in _REF},
+    "reason": "reason",
+    "reportingController": "reportingComponent",
+    "source": "source",
+    "type": "type",
+}
 _V1_SHAPE = {new: _CORE_SHAPE[old] for new, old in _RENAMED.items()} | {k: _CORE_SHAPE[k] for k in _SAME}
 
 
@@ -132,9 +142,14 @@ class EventStrategy(Strategy):
             return causes
         return causes + _legacy_causes(obj)
 
+    def field_label(self, rtype: ResourceType, label: str) -> str | None:
+        if not _new_api(rtype):
+            return super().field_label(rtype, label)
+        return _V1_FIELDS.get(label)
+
     def field_value(self, obj: Obj, label: str) -> str:
-        if label == "source":
-            return str((obj.get("source") or {}).get("component", ""))
+        if label == "source":  # the component, else the reporting controller
+            return str((obj.get("source") or {}).get("component") or obj.get("reportingComponent") or "")
         return super().field_value(obj, label)
 
 
