@@ -345,3 +345,32 @@ def status_error(error: ProtobufError, kind: str, version: str, body: bytes) -> 
     return StatusError(
         400, f"the object provided is unrecognized (must be of type {kind}): {error} ({summary})"
     )
+
+
+# --- the protobuf form of /openapi/v2 -------------------------------------------------------------
+
+# What client-go asks for, and what the real server answers it with.
+OPENAPI_V2_TYPES = (
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+)
+
+
+def openapi_v2_header(title: str, version: str) -> bytes:
+    """A gnostic `openapi.v2.Document` with `swagger: "2.0"` and `info` {title, version} only:
+    three strings, written by hand (fields 1 and 2 of Document, 1 and 2 of Info)."""
+    info = _length_delimited(1, title.encode()) + _length_delimited(2, version.encode())
+    return _length_delimited(1, b"2.0") + _length_delimited(2, info)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
