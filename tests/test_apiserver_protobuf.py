@@ -10,35 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lbipam.apiserver.kinds import gotypes
 from lbipam.apiserver.wire import protobuf
 from lbipam.apiserver.wire.protobuf import ProtobufError
-
-GOLDEN = Path(__file__).parent / "data" / "kubectl-protobuf"
-CORE = "k8s.io.api.core.v1."
-
-
-def message(name: str, fields: dict[str, Any]) -> Any:
-    """A message of the decoder's pool, from its protobuf field names."""
-    return json_format.ParseDict(fields, protobuf.message_class(name)())
-
-
-def body(name: str, fields: dict[str, Any], api_version: str = "v1", kind: str = "") -> bytes:
-    """The wire form: magic, then runtime.Unknown around the serialized message."""
-    raw = message(name, fields).SerializeToString()
-    envelope = protobuf.message_class(protobuf.UNKNOWN)()
-    envelope.typeMeta.apiVersion = api_version
-    envelope.typeMeta.kind = kind or name.rsplit(".", 1)[1]
-    envelope.raw = raw
-    return protobuf.MAGIC + envelope.SerializeToString()
+from tests.protobuf_harness import CORE, GOLDEN, body, envelope, message
 
 
 @pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.pb")))
@@ -314,12 +295,6 @@ def test_strings_that_are_not_utf8_read_as_go_writes_them() -> None:
     assert decoded["metadata"]["name"] == "\ufffd"
 
 
-def _envelope(raw: bytes, kind: str = "Secret", api_version: str = "v1") -> bytes:
-    envelope = protobuf.message_class(protobuf.UNKNOWN)()
-    envelope.typeMeta.apiVersion, envelope.typeMeta.kind, envelope.raw = api_version, kind, raw
-    return protobuf.MAGIC + envelope.SerializeToString()
-
-
 def _secret_with_fields_v1(text: bytes) -> bytes:
     raw = base64.b64encode(text).decode()
     return body(CORE + "Secret", {"metadata": {"name": "s", "managedFields": [{"fieldsV1": {"Raw": raw}}]}})
@@ -357,7 +332,7 @@ def _nested_crd(levels: int) -> bytes:
         _wrap(crd + "CustomResourceValidation", "openAPIV3Schema", schema),
     )
     spec = _wrap(crd + "CustomResourceDefinitionSpec", "versions", version)
-    return _envelope(
+    return envelope(
         _wrap(crd + "CustomResourceDefinition", "spec", spec),
         "CustomResourceDefinition",
         "apiextensions.k8s.io/v1",
@@ -369,12 +344,12 @@ BAD = [
     pytest.param(b'{"kind":"Secret"}', "does not appear to be a protobuf message", id="JSON, not protobuf"),
     pytest.param(protobuf.MAGIC, "empty body", id="magic only"),
     pytest.param(protobuf.MAGIC + b"\x0a\xff\xff\xff", "unable to decode Unknown", id="broken envelope"),
-    pytest.param(_envelope(b"\x0a\x05\x0a\x03"), "unable to decode Secret", id="truncated object"),
+    pytest.param(envelope(b"\x0a\x05\x0a\x03"), "unable to decode Secret", id="truncated object"),
     pytest.param(
-        _envelope(b"", kind="Pod"), 'no kind "Pod" is registered for version "v1"', id="kind not served"
+        envelope(b"", kind="Pod"), 'no kind "Pod" is registered for version "v1"', id="kind not served"
     ),
     pytest.param(
-        _envelope(
+        envelope(
             message(CORE + "Service", {"spec": {"ports": [{"targetPort": {"type": 7}}]}}).SerializeToString(),
             kind="Service",
         ),
@@ -382,7 +357,7 @@ BAD = [
         id="int-or-string of no type",
     ),
     pytest.param(
-        _envelope(
+        envelope(
             message(
                 CORE + "Node", {"spec": {"taints": [{"timeAdded": {"seconds": 10**15}}]}}
             ).SerializeToString(),
@@ -411,7 +386,7 @@ def test_status_error_names_the_kinds() -> None:
     assert error.code == 400
     assert error.message.startswith("the object provided is unrecognized (must be of type Secret): ")
     with pytest.raises(ProtobufError) as caught:
-        protobuf.decode(_envelope(b"\x0a\x05\x0a\x03"), "", "v1", "Secret")
+        protobuf.decode(envelope(b"\x0a\x05\x0a\x03"), "", "v1", "Secret")
     error = protobuf.status_error(caught.value, "Secret", "v1", b"")
     assert error.message.startswith('Secret in version "v1" cannot be handled as a Secret: unable to decode')
 
@@ -435,7 +410,7 @@ def test_go_duration_strings(nanos: int, text: str) -> None:
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(payload=st.binary(max_size=200), kind=st.sampled_from(["Secret", "Node", "Service", "Event", "Lease"]))
 def test_random_bytes_decode_or_fail_cleanly(payload: bytes, kind: str) -> None:
-    for data in (protobuf.MAGIC + payload, _envelope(payload, kind)):
+    for data in (protobuf.MAGIC + payload, envelope(payload, kind)):
         try:
             decoded = protobuf.decode(data, "", "v1", kind)
         except ProtobufError:
