@@ -32,6 +32,7 @@ SCALAR_LIKE = frozenset({TIME, MICRO_TIME, DURATION, FIELDS, INT_OR_STRING, QUAN
 SCHEMA_OR = frozenset(
     {CRD + n for n in ("JSONSchemaPropsOrArray", "JSONSchemaPropsOrBool", "JSONSchemaPropsOrStringArray")}
 )
+_OWN_JSON = SCALAR_LIKE | SCHEMA_OR
 
 # (group, version, kind) -> the message of that kind.
 KINDS = {
@@ -113,35 +114,75 @@ def fill(message: str, obj: dict[str, Any]) -> None:
     non-pointer structs (`{}`, filled in turn) and fields without omitempty (their zero value).
     Times stay absent rather than null (a Go zero Time is written as null; clients read both
     the same), lists and maps too (null in Go when nil)."""
+    for step, key, arg in _plan(message):
+        value = obj.get(key)
+        if step == _ZERO_VALUE:
+            if value is None:
+                obj[key] = arg
+        elif step == _STRUCT:
+            if value is None:
+                value = obj[key] = {}
+            if isinstance(value, dict):
+                fill(arg, value)
+        elif step == _SET_STRUCT:
+            if isinstance(value, dict):
+                fill(arg, value)
+        else:  # _ITEMS: the struct elements of a list or map
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+            for item in items:
+                if isinstance(item, dict):
+                    fill(arg, item)
+
+
+_ZERO_VALUE, _STRUCT, _SET_STRUCT, _ITEMS = range(4)
+
+
+@functools.cache
+def _plan(message: str) -> tuple[tuple[int, str, Any], ...]:
+    """The steps `fill` takes for `message`, worked out once: only the fields it can change
+    (a message that contains itself, like a JSON schema, is never filled: CRDs are left alone)."""
+    if message in _PLANNING:
+        raise ValueError(f"{message} contains itself: fill cannot walk it")
+    _PLANNING.add(message)
+    try:
+        return _steps(message)
+    finally:
+        _PLANNING.discard(message)
+
+
+_PLANNING: set[str] = set()
+
+
+def _steps(message: str) -> tuple[tuple[int, str, Any], ...]:
+    steps: list[tuple[int, str, Any]] = []
     for field in messages()[message]:
-        if field.json in ("", "-") or field.repeated or field.map_types is not None:
-            _fill_items(field, obj.get(field.json))
+        if field.json in ("", "-"):
             continue
-        value = obj.get(field.json)
-        if value is None and not field.pointer:
-            value = _zero(field)
-            if value is not None:
-                obj[field.json] = value
-        if isinstance(value, dict) and field.is_message and field.type not in SCALAR_LIKE | SCHEMA_OR:
-            fill(field.type, value)
+        if field.repeated or field.map_types is not None:
+            element = field.map_types[1] if field.map_types else field.type
+            if _walkable(element) and _plan(element):
+                steps.append((_ITEMS, field.json, element))
+        elif _walkable(field.type):
+            if not field.pointer:
+                steps.append((_STRUCT, field.json, field.type))
+            elif _plan(field.type):
+                steps.append((_SET_STRUCT, field.json, field.type))
+        elif not field.pointer:
+            zero = _zero(field)
+            if zero is not None:
+                steps.append((_ZERO_VALUE, field.json, zero))
+    return tuple(steps)
 
 
-def _fill_items(field: Field, value: Any) -> None:
-    """Fill the struct elements of a list or map field."""
-    value_type = field.map_types[1] if field.map_types else field.type
-    if value_type not in messages() or value_type in SCALAR_LIKE | SCHEMA_OR:
-        return
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for item in items:
-        if isinstance(item, dict):
-            fill(value_type, item)
+def _walkable(kind: str) -> bool:
+    """A struct `fill` walks: a vendored message without a JSON form of its own."""
+    return kind in messages() and kind not in _OWN_JSON
 
 
 def _zero(field: Field) -> Any:
-    if field.is_message:
-        if field.type == INT_OR_STRING:
-            return 0  # a struct: Go writes it even with omitempty
-        return {} if field.type not in SCALAR_LIKE | SCHEMA_OR else None
-    if not field.always:
-        return None
+    """The zero value Go writes for a non-pointer field that is not a struct to walk (None: none)."""
+    if field.type == INT_OR_STRING:
+        return 0  # a struct: Go writes it even with omitempty
+    if field.is_message or not field.always:
+        return None  # times are null, quantities and the like absent
     return _ZERO.get(field.type, 0)
