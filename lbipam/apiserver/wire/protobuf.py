@@ -20,23 +20,21 @@ import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError, Message
+from typing import TYPE_CHECKING, Any
 
 from lbipam.apiserver.errors import StatusError
 from lbipam.apiserver.kinds import gotypes
 from lbipam.apiserver.kinds.gotypes import Field
 
+if TYPE_CHECKING:  # google.protobuf is imported on first use: the server starts without it
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.message import Message
+
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
 _MAX_DEPTH = 100  # nested messages, as protobuf's own recursion limit
-_SCALARS = {
-    name: getattr(descriptor_pb2.FieldDescriptorProto, "TYPE_" + name.upper())
-    for name in ("string", "bytes", "bool", "int32", "int64", "uint32", "uint64", "double", "float")
-}
+_SCALARS = ("string", "bytes", "bool", "int32", "int64", "uint32", "uint64", "double", "float")
 
 
 class ProtobufError(ValueError):
@@ -64,7 +62,7 @@ def _field_proto(field: Field, out: Any) -> None:
     if field.map_types:
         out.type, out.type_name = out.TYPE_MESSAGE, _entry_name(field)
     elif field.type in _SCALARS:
-        out.type = _SCALARS[field.type]
+        out.type = getattr(out, "TYPE_" + field.type.upper())
     else:
         out.type, out.type_name = out.TYPE_MESSAGE, "." + field.type
 
@@ -89,6 +87,8 @@ def _message_proto(name: str, fields: tuple[Field, ...], out: descriptor_pb2.Des
 @functools.cache
 def _pool() -> descriptor_pool.DescriptorPool:
     """One proto2 file per package of the vendored messages, added in dependency order."""
+    from google.protobuf import descriptor_pb2, descriptor_pool  # noqa: PLC0415 (on first use)
+
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
     needs: dict[str, set[str]] = {}
     for name, fields in gotypes.messages().items():
@@ -117,6 +117,8 @@ def _pool() -> descriptor_pool.DescriptorPool:
 
 @functools.cache
 def message_class(full_name: str) -> type[Message]:
+    from google.protobuf import message_factory  # noqa: PLC0415 (on first use)
+
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(full_name))
 
 
@@ -161,7 +163,8 @@ def _get(message: Message, name: str) -> Any:
 
 
 def _is_string(message: Message, name: str) -> bool:
-    return message.DESCRIPTOR.fields_by_name[name].type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+    field = message.DESCRIPTOR.fields_by_name[name]
+    return bool(field.type == field.TYPE_STRING)
 
 
 def _text(value: Any) -> Any:
@@ -170,6 +173,8 @@ def _text(value: Any) -> Any:
 
 
 def _parse(name: str, data: bytes) -> Message:
+    from google.protobuf.message import DecodeError  # noqa: PLC0415 (on first use)
+
     message = message_class(name)()
     try:
         message.ParseFromString(data)
@@ -224,7 +229,7 @@ def _field_json(message: Message, field: Field, depth: int) -> tuple[bool, Any]:
 def _value(raw: Any, kind: str, depth: int) -> Any:
     if kind == "bytes":
         return base64.b64encode(raw).decode()
-    if isinstance(raw, Message):
+    if kind in gotypes.messages():
         return _to_json(raw, kind, depth + 1)
     if kind == "string":
         return _text(raw)
