@@ -1,24 +1,27 @@
-"""Helpers shared by the bench scripts that drive `lbipam` processes over plain HTTP.
+"""Helpers shared by the bench scripts that drive `lbipam` processes over HTTP(S).
 
-`Server` runs `python -m lbipam apiserver` and `Controller` `python -m lbipam controller` as child
-processes; `in_parallel` keeps IN_FLIGHT requests going; `request` is one JSON request that exits on
-an error status; `Watch` is a resumable watch over plain aiohttp (resumes from the last
-resourceVersion, relists on 410); `cpu_seconds` reads a process's CPU time from /proc; `until`
-polls a condition with a deadline; `row` prints one labelled figure; `bare_list` and `paged_list`
-time lists; `install_crd` creates a CRD and waits until it is Established. Used by
-bench/apiserver.py, bench/controller.py and bench/podcidr.py, which run as scripts (so this module
-is imported as `_common`).
+`Server` runs `python -m lbipam apiserver` (the default, secure way: HTTPS and a bearer token, both
+read back from the kubeconfig it writes; `Server.session` connects with them) and `Controller`
+`python -m lbipam controller` as child processes; `in_parallel` keeps IN_FLIGHT requests going;
+`request` is one JSON request that exits on an error status; `Watch` is a resumable watch over plain
+aiohttp (resumes from the last resourceVersion, relists on 410); `cpu_seconds` reads a process's CPU
+time from /proc; `until` polls a condition with a deadline; `row` prints one labelled figure;
+`bare_list` and `paged_list` time lists; `install_crd` creates a CRD and waits until it is
+Established. Used by bench/apiserver.py, bench/controller.py and bench/podcidr.py, which run as
+scripts (so this module is imported as `_common`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import contextlib
 import gc
 import json
 import os
 import signal
+import ssl
 import statistics
 import sys
 import time
@@ -69,20 +72,20 @@ def row(label: str, text: str) -> None:
 
 
 class Server:
-    """`lbipam apiserver` in a child process."""
+    """`lbipam apiserver` in a child process; its kubeconfig (next to the database unless given)."""
 
     def __init__(self, db: Path, kubeconfig: Path | None = None) -> None:
         self.db = db
-        self.kubeconfig = kubeconfig
+        self.kubeconfig = kubeconfig or db.with_name(db.name + ".kubeconfig")
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start(self) -> float:
         """Start it; seconds from spawn to the ready line."""
         began = time.perf_counter()
-        extra = ["--kubeconfig-out", str(self.kubeconfig)] if self.kubeconfig else []
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lbipam", "apiserver", "--port", "0", "--db", str(self.db), *extra,
+            sys.executable, "-m", "lbipam", "apiserver", "--port", "0", "--db", str(self.db),
+            "--kubeconfig-out", str(self.kubeconfig),
             stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=CHILD_ENV,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -91,6 +94,20 @@ class Server:
             raise SystemExit(f"the server did not start: {line!r}")
         self.url = line.split()[-1]
         return time.perf_counter() - began
+
+    def session(self, limit: int = 100) -> aiohttp.ClientSession:
+        """A raw HTTP session as the kubeconfig connects: the server's URL, CA and bearer token;
+        at most `limit` connections, kept alive."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+        context: ssl.SSLContext | bool = False
+        if "certificate-authority-data" in cluster:
+            context = ssl.create_default_context(
+                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+            )
+        headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
+        connector = aiohttp.TCPConnector(limit=limit, ssl=context)
+        return aiohttp.ClientSession(cluster["server"], connector=connector, headers=headers)
 
     async def stop(self) -> None:
         if self.process is not None:

@@ -123,9 +123,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as tmp:
         server = Server(Path(tmp) / "api.db")
         print(f"server start (empty database)           {1000 * await server.start():8.0f} ms")
-        connector = aiohttp.TCPConnector(limit=IN_FLIGHT + WATCHERS + 2)
         try:
-            async with aiohttp.ClientSession(server.url, connector=connector) as http:
+            async with server.session(limit=IN_FLIGHT + WATCHERS + 2) as http:
                 await throughput(server, http, objects, services)
                 await fan_out(http, writes)
         finally:

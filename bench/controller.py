@@ -315,9 +315,8 @@ async def run(services: int, pools: int, late: int) -> None:
         controller = Controller(Path(tmp) / "kubeconfig")
         seen = Seen()
         watches: list[asyncio.Task[None]] = []
-        connector = aiohttp.TCPConnector(limit=IN_FLIGHT * 2 + 4)
         try:
-            async with aiohttp.ClientSession(server.url, connector=connector) as http:
+            async with server.session(limit=IN_FLIGHT * 2 + 4) as http:
                 await setup(http, server, services, pools)
                 patch_rate = await ceiling(http, server, services)
                 await bare_list(http, SVCS, "Services, none assigned")

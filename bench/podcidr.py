@@ -367,8 +367,7 @@ async def run(count: int, families: int, extra: list[str]) -> None:
         controller = Controller(Path(tmp) / "kubeconfig", args, marks)
         watches: list[asyncio.Task[None]] = []
         try:
-            connector = aiohttp.TCPConnector(limit=IN_FLIGHT * 2 + 4)
-            async with aiohttp.ClientSession(server.url, connector=connector) as http:
+            async with server.session(limit=IN_FLIGHT * 2 + 4) as http:
                 bench = Bench(server, controller, http, families)
                 watches = await setup(http, bench.seen, families)
                 await phases(bench, count)

@@ -200,7 +200,7 @@ async def end_to_end(quick: bool) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="lbipam-bench-speaker-") as tmp:
         setup = Setup(Path(tmp))
         await setup.server.start()
-        async with aiohttp.ClientSession(setup.server.url) as http:
+        async with setup.server.session() as http:
             try:
                 await setup.start(http)
                 print(

@@ -62,7 +62,15 @@ def _add_apiserver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "(default 10.96.0.0/16,fd00:10:96::/112: dual-stack, IPv4 primary)",
     )
     cmd.add_argument(
-        "--tls", action="store_true", help="serve HTTPS with a generated certificate and a bearer token"
+        "--insecure",
+        action="store_true",
+        help="serve plain HTTP without authentication (loopback addresses only); by default it serves "
+        "HTTPS with a generated certificate and requires the bearer token of the kubeconfig it writes",
+    )
+    cmd.add_argument(
+        "--enable-fault-injection",
+        action="store_true",
+        help="serve /debug/lbipam/faults, which makes writes fail and drops watches (for tests)",
     )
     cmd.add_argument(
         "--history", type=int, default=10000, help="watch events kept for resuming watches (default 10000)"

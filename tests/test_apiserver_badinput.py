@@ -208,16 +208,6 @@ CASES = [
         400,
         "BadRequest",
     ),
-    (
-        "faults-bad-action",
-        "POST",
-        "/debug/lbipam/faults",
-        body({"action": "explode"}),
-        JSON,
-        {},
-        400,
-        "BadRequest",
-    ),
 ]
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -17,6 +18,17 @@ from tests.helpers import api_client, eventually
 
 CMS = "/api/v1/namespaces/default/configmaps"
 FAULTS = "/debug/lbipam/faults"
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[EmbeddedAPIServer]:
+    """The shared fixture's server, with /debug/lbipam/faults served (it is off by default)."""
+    server = EmbeddedAPIServer(db=":memory:", port=0, bookmark_interval=0.5, enable_fault_injection=True)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture
@@ -91,6 +103,27 @@ async def test_faults_over_http(apiserver: EmbeddedAPIServer) -> None:
         assert (event["type"], event["object"]["code"]) == ("ERROR", 410)
         async with http.post(FAULTS, json={"action": "fail_next_writes", "code": 418}) as response:
             assert response.status == 400
+        async with http.post(FAULTS, json={"action": "explode"}) as response:
+            assert (response.status, (await response.json())["reason"]) == (400, "BadRequest")
+    async with (
+        aiohttp.ClientSession(
+            apiserver.url, connector=aiohttp.TCPConnector(ssl=apiserver.ssl_context())
+        ) as anonymous,
+        anonymous.post(FAULTS, json={"action": "drop_watches"}) as response,
+    ):
+        assert response.status == 401, "fault injection needs the token too"
+
+
+async def test_fault_injection_is_off_by_default() -> None:
+    server = EmbeddedAPIServer(port=0)
+    await server.start()
+    try:
+        async with server.session() as http:
+            for method in ("GET", "POST"):
+                async with http.request(method, FAULTS, json={"action": "drop_watches"}) as response:
+                    assert response.status in (404, 405), await response.text()
+    finally:
+        await server.stop()
 
 
 def test_fault_codes_are_checked() -> None:

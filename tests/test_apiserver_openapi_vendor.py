@@ -7,25 +7,25 @@ from importlib import resources
 
 import pytest
 
-from lbipam.apiserver.wire import openapi
+from lbipam.apiserver.kinds import definitions
 
 
 def test_vendored_definitions_match_upstream() -> None:
     kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is a test dependency")
-    root = resources.files(kv) / "kubernetes-json-schema" / openapi.UPSTREAM_SCHEMAS
+    root = resources.files(kv) / "kubernetes-json-schema" / definitions.UPSTREAM_SCHEMAS
     upstream = json.loads((root / "_definitions.json").read_text())["$defs"]
-    vendored = resources.files(openapi.__package__) / "data" / openapi.VENDORED
-    assert vendored.read_bytes() == openapi.pack_definitions(upstream), (
+    vendored = resources.files(definitions.__package__) / "data" / definitions.VENDORED
+    assert vendored.read_bytes() == definitions.pack_definitions(upstream), (
         "regenerate: python -c 'import json; from importlib import resources; "
-        "from lbipam.apiserver.wire import openapi as o; "
+        "from lbipam.apiserver.kinds import definitions as o; "
         'r = resources.files("kubernetes_validate") / "kubernetes-json-schema" / '
         'o.UPSTREAM_SCHEMAS; d = json.loads((r / "_definitions.json").read_text())["$defs"]; '
-        'open("lbipam/apiserver/wire/data/" + o.VENDORED, "wb").write(o.pack_definitions(d))\''
+        'open("lbipam/apiserver/kinds/data/" + o.VENDORED, "wb").write(o.pack_definitions(d))\''
     )
 
 
 def test_served_kinds_have_their_definitions() -> None:
-    defs = openapi._upstream()
+    defs = definitions.upstream()
     for name in (
         "io.k8s.api.core.v1.Service",
         "io.k8s.api.discovery.v1.EndpointSlice",

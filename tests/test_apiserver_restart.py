@@ -98,7 +98,7 @@ async def _start(db: Path, kubeconfig: Path) -> tuple[asyncio.subprocess.Process
     )
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    assert line.startswith("apiserver ready http://127.0.0.1:"), line
+    assert line.startswith("apiserver ready https://127.0.0.1:"), line
     return process, line.split()[-1]
 
 

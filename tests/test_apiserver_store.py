@@ -1,5 +1,6 @@
 """The embedded API server's store on a real SQLite file: durability, group commit, resourceVersions,
-the event history, and a failing disk (500s, never a silent loss)."""
+the event history, and a failing database (500s, never a silent loss; a full disk is in
+test_apiserver_attacks.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lbipam.apiserver.errors import StatusError
 from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.apiserver.storage.store import Expired, Store
 
@@ -72,7 +72,7 @@ async def test_staged_writes_are_seen_by_later_writes_but_not_by_reads() -> None
         await store.close()
 
 
-async def test_a_failing_disk_answers_500_and_refuses_further_writes(tmp_path: Path) -> None:
+async def test_a_broken_database_fails_writes_and_readiness_never_reads(tmp_path: Path) -> None:
     server = EmbeddedAPIServer(db=str(tmp_path / "s.db"), port=0)
     await server.start()
     try:
@@ -80,16 +80,18 @@ async def test_a_failing_disk_answers_500_and_refuses_further_writes(tmp_path: P
             cms = "/api/v1/namespaces/default/configmaps"
             assert server.store._conn is not None
             server.store._conn.close()  # the database goes away under the writer
-            async with http.post(cms, json={"metadata": {"name": "lost"}}) as response:
-                assert response.status == 500
-                assert (await response.json())["reason"] == "InternalError"
-            async with http.post(cms, json={"metadata": {"name": "later"}}) as response:
-                assert response.status == 500
+            for name in ("lost", "later"):  # each write fails on its own, as the disk does
+                async with http.post(cms, json={"metadata": {"name": name}}) as response:
+                    assert response.status == 500
+                    assert (await response.json())["reason"] == "InternalError"
             async with http.get(cms) as response:
                 assert response.status == 200
                 assert (await response.json())["items"] == [], "no write was acknowledged or shown"
-            with pytest.raises(StatusError):
-                server.store.stage("ADDED", "/configmaps", "default", "x", obj("x"), None)
+            async with http.get("/readyz") as response:
+                assert response.status == 500
+                assert "store: cannot write" in await response.text()
+            async with http.get("/healthz") as response:
+                assert response.status == 200, "the process is alive: only readiness fails"
     finally:
         server.store._conn = None
         await server.stop()

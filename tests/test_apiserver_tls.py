@@ -19,7 +19,7 @@ from tests.helpers import api_client
 
 @pytest.fixture
 async def tls_server() -> AsyncIterator[EmbeddedAPIServer]:
-    server = EmbeddedAPIServer(port=0, tls=True)
+    server = EmbeddedAPIServer(port=0)
     await server.start()
     try:
         yield server

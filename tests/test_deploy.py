@@ -316,7 +316,7 @@ def test_build_context_holds_what_pip_install_reads() -> None:
         "README.md",
         "lbipam/cli.py",
         "bgp/speaker.py",
-        "lbipam/apiserver/wire/data/kubernetes-1.32-definitions.json.gz",
+        "lbipam/apiserver/kinds/data/kubernetes-1.32-definitions.json.gz",
     ):
         assert not docker_excluded(needed, patterns), needed
     for unwanted in (

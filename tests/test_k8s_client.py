@@ -373,7 +373,7 @@ async def test_a_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_tls_and_a_bearer_token_from_the_kubeconfig(tmp_path: Path) -> None:
-    server = EmbeddedAPIServer(port=0, tls=True)
+    server = EmbeddedAPIServer(port=0)
     await server.start()
     try:
         config = server.write_kubeconfig(tmp_path / "kubeconfig")

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -215,8 +214,8 @@ class FlakyProxy:
     lists, with the Status body the real server would send, and streams everything else through.
     """
 
-    def __init__(self, upstream: str, fail_lists: int, code: int) -> None:
-        self.upstream = upstream.rstrip("/")
+    def __init__(self, upstream: EmbeddedAPIServer, fail_lists: int, code: int) -> None:
+        self.upstream = upstream  # reached as its kubeconfig would: HTTPS, its CA, its token
         self.fail_lists = fail_lists
         self.code = code
         self.failed = 0
@@ -224,7 +223,7 @@ class FlakyProxy:
         self.url = ""
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession()
+        self.session = self.upstream.session()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)
@@ -253,9 +252,8 @@ class FlakyProxy:
         task.add_done_callback(self.streams.discard)
         keep = ("content-type", "accept", "authorization")
         headers = {k: v for k, v in request.headers.items() if k.lower() in keep}
-        url = self.upstream + request.path_qs
         async with self.session.request(
-            request.method, url, headers=headers, data=await request.read()
+            request.method, request.path_qs, headers=headers, data=await request.read()
         ) as upstream:
             response = web.StreamResponse(status=upstream.status)
             response.content_type = upstream.content_type
@@ -280,7 +278,7 @@ async def test_injected_list_errors_only_delay_the_sync(
     kube: Kube, apiserver: Any, tmp_path: Path, code: int
 ) -> None:
     await kube.create(SECRETS, secret("x"))
-    proxy = FlakyProxy(apiserver.url, fail_lists=3, code=code)
+    proxy = FlakyProxy(apiserver, fail_lists=3, code=code)
     await proxy.start()
     try:
         async with await connect(str(kubeconfig_for(proxy.url, tmp_path / "proxied"))) as proxied:

@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import sys
 
-from lbipam.apiserver.server import EmbeddedAPIServer
+from lbipam.apiserver.server import EmbeddedAPIServer, InsecureNotLoopback
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -23,8 +23,9 @@ async def serve(args: argparse.Namespace) -> int:
         port=args.port,
         service_cidr=args.service_cidr,
         history=args.history,
-        tls=args.tls,
+        insecure=args.insecure,
         bookmark_interval=args.bookmark_interval,
+        enable_fault_injection=args.enable_fault_injection,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -34,6 +35,11 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         if args.kubeconfig_out is not None:
             server.write_kubeconfig(args.kubeconfig_out)
+        elif server.token is not None:
+            sys.stderr.write(
+                "lbipam apiserver: no --kubeconfig-out: the bearer token is written nowhere, "
+                "so no client can connect\n"
+            )
         sys.stdout.write(f"apiserver ready {server.url}\n")
         sys.stdout.flush()
         await stop.wait()
@@ -50,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
+    except InsecureNotLoopback as exc:
+        sys.stderr.write(f"lbipam apiserver: {exc}\n")
+        return 2
     except (OSError, sqlite3.Error) as exc:  # e.g. the port is taken or the database cannot be opened
         sys.stderr.write(f"lbipam apiserver: {exc}\n")
         return 1

@@ -6,13 +6,21 @@ allocations and CRD-defined kinds from the database. Used by `main.py` (`lbipam 
 in process, by the tests' fixtures:
 
     server = EmbeddedAPIServer(db=":memory:", port=0)
-    await server.start()            # server.url == "http://127.0.0.1:PORT"
-    server.write_kubeconfig(path)
+    await server.start()            # server.url == "https://127.0.0.1:PORT"
+    server.write_kubeconfig(path)   # the CA and the bearer token, mode 0600
+    async with server.session() as http: ...   # raw HTTP, as the kubeconfig connects
     await server.stop()
+
+Secure by default: HTTPS with a generated certificate and a bearer token. `insecure=True` serves
+plain HTTP without authentication, and only on a loopback address (`InsecureNotLoopback`).
+`/debug/lbipam/faults` is served only with `enable_fault_injection=True`; in process,
+`server.faults` is always there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -45,12 +53,31 @@ from lbipam.apiserver.wire.audit import Recorder
 from lbipam.apiserver.wire.faults import Faults
 from lbipam.apiserver.wire.handlers import ResourceHandlers
 from lbipam.apiserver.wire.http import make_app
+from lbipam.apiserver.wire.limits import LIMITS, Limits, listen
 from lbipam.apiserver.wire.reads import Reads
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16,fd00:10:96::/112"
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class InsecureNotLoopback(ValueError):
+    """`insecure` asked for on an address other machines can reach."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"--insecure serves without TLS or authentication: only on a loopback address, not {host}"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 class EmbeddedAPIServer:
@@ -61,22 +88,31 @@ class EmbeddedAPIServer:
         port: int = 0,
         service_cidr: str = DEFAULT_SERVICE_CIDR,
         history: int = 10000,
-        tls: bool = False,
+        insecure: bool = False,
         bookmark_interval: float = 5.0,
         watch_queue: int = 1000,
         recorder: Recorder | None = None,
+        enable_fault_injection: bool = False,
+        limits: Limits | None = None,
     ) -> None:
-        """`recorder`: record every request in RBAC terms (`audit.py`), for tests; off by default."""
-        self.host, self.port, self.tls = host, port, tls
+        """`insecure`: plain HTTP, no token (loopback only); `enable_fault_injection`: serve
+        /debug/lbipam/faults; `recorder`: record every request in RBAC terms (`audit.py`), for
+        tests. All off by default. `limits`: timeouts and bounds of connections and watches."""
+        if insecure and not is_loopback(host):
+            raise InsecureNotLoopback(host)
+        self.host, self.port, self.tls = host, port, not insecure
+        self.enable_fault_injection = enable_fault_injection
+        self.limits = limits or Limits()
         self.bookmark_interval = bookmark_interval
         self.recorder = recorder
-        self.token: str | None = secrets.token_urlsafe(32) if tls else None
+        self.token: str | None = None if insecure else secrets.token_urlsafe(32)
         self.ca_pem: bytes | None = None
         self.url = ""
         self.registry = Registry()
         self.store = Store(db, history)
         self.hub = WatchHub()
         self.store.listeners.append(self.hub.dispatch)
+        self.store.failure_listeners.append(lambda: self.services.reset(self.store.items("/services")))
         self.faults = Faults(self.hub, self.store)
         cidrs = [c.strip() for c in service_cidr.split(",") if c.strip()]
         self.services = ServiceStrategy(cidrs)
@@ -96,6 +132,7 @@ class EmbeddedAPIServer:
         self.objects = Objects(self.store, self.registry, strategies)
         self.reads = Reads(self.objects, watch_queue)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
@@ -118,17 +155,23 @@ class EmbeddedAPIServer:
                     ns_type, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
                 )
         handlers = ResourceHandlers(self.objects, self.reads, self.hub, self.faults, self.bookmark_interval)
-        app = make_app(self.registry, handlers, self.faults, self.token, self.recorder)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+        faults = self.faults if self.enable_fault_injection else None
+        app = make_app(self.registry, handlers, faults, self.token, self.recorder, self._not_ready)
+        app[LIMITS] = self.limits
+        self._runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=5.0,
+            keepalive_timeout=self.limits.header_timeout,
+        )
         await self._runner.setup()
         ssl_context = None
         if self.tls:
             self._tempdir = tempfile.TemporaryDirectory(prefix="lbipam-apiserver-")
             ssl_context, self.ca_pem = tls.server_context(Path(self._tempdir.name), self.host)
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_context)
-        await site.start()
-        bound = self._runner.addresses[0]
-        self.port = int(bound[1])
+        self._listener = await listen(self._runner, self.host, self.port, ssl_context, self.limits)
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         log.info("apiserver serving url=%s db=%s", self.url, self.store.path)
@@ -136,6 +179,9 @@ class EmbeddedAPIServer:
     async def stop(self) -> None:
         """Close every watch, stop serving, finish pending writes and close the database."""
         self.hub.close_all()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -144,6 +190,18 @@ class EmbeddedAPIServer:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
+
+    def connection_count(self) -> int:
+        """Connections being served now (past their TLS handshake)."""
+        web_server = self._runner.server if self._runner is not None else None
+        return len(web_server.connections) if web_server is not None else 0
+
+    async def _not_ready(self) -> str | None:
+        """Why /readyz fails: the store cannot commit a write (asked again while it could not)."""
+        if self.store.write_error is None:
+            return None
+        error = await self.store.probe()
+        return None if error is None else f"store: cannot write: {error}"
 
     def session(self, **kwargs: Any) -> aiohttp.ClientSession:
         """A raw aiohttp session on this server, as its kubeconfig would connect: base URL, the CA

@@ -24,10 +24,11 @@ from lbipam.apiserver.errors import (
     invalid_object,
     not_found,
 )
-from lbipam.apiserver.kinds import gotypes, shapes
+from lbipam.apiserver.kinds import gotypes, shapes, typed
 from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions, deep, require_dict
 from lbipam.apiserver.kinds.validation import now
 from lbipam.apiserver.patch import patches
+from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import Registry, ResourceType
 from lbipam.apiserver.storage.store import Change, Obj, Store
 
@@ -51,7 +52,7 @@ class Objects:
 
     async def create(self, rtype: ResourceType, namespace: str, body: Any, opts: WriteOptions) -> Obj:
         strategy = self.strategy(rtype)
-        obj = self._check_body(rtype, body)
+        obj = self._check_body(rtype, body, opts)
         meta = obj["metadata"]
         self._place(rtype, meta, namespace)
         if rtype.namespaced:
@@ -102,7 +103,7 @@ class Objects:
     ) -> tuple[int, Obj]:
         """PUT (and the second half of every patch); returns (HTTP code, object)."""
         strategy = self.strategy(rtype)
-        obj = self._check_body(rtype, body)
+        obj = self._check_body(rtype, body, opts)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise StatusError(
@@ -233,7 +234,8 @@ class Objects:
 
     # -- shared steps -----------------------------------------------------------------------
 
-    def _check_body(self, rtype: ResourceType, body: Any) -> Obj:
+    def _check_body(self, rtype: ResourceType, body: Any, opts: WriteOptions) -> Obj:
+        jsonsafe.check(body, f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}')
         obj = require_dict(body, "the request body")
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version not in (None, "", rtype.api_version):
@@ -256,7 +258,22 @@ class Objects:
             **rest,
         }
         shapes.check(obj, self.strategy(rtype).shape_of(rtype), rtype.kind, rtype.version)
+        self.prune_unknown(rtype, obj, opts)
         return obj
+
+    @staticmethod
+    def prune_unknown(rtype: ResourceType, obj: Obj, opts: WriteOptions) -> None:
+        """Drop the fields a built-in kind does not have, as its Go decoder does: named in
+        warnings (fieldValidation=Warn, the default), a 400 under Strict, silent under Ignore."""
+        unknown = [f'unknown field "{path}"' for path in typed.check(rtype, obj)]
+        if unknown and opts.field_validation == "Strict":
+            raise StatusError(
+                400,
+                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+                f"strict decoding error: {', '.join(unknown)}",
+            )
+        if opts.field_validation == "Warn":
+            opts.warnings += unknown
 
     @staticmethod
     def _place(rtype: ResourceType, meta: dict[str, Any], namespace: str) -> None:

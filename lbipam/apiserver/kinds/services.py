@@ -73,9 +73,17 @@ class ServiceStrategy(Strategy):
     }
 
     def __init__(self, service_cidrs: Iterable[str]) -> None:
-        self.ranges = {r.family: r for r in (IPRange(c) for c in service_cidrs)}
+        self._cidrs = list(service_cidrs)
+        self.ranges = {r.family: r for r in (IPRange(c) for c in self._cidrs)}
         self.primary = next(iter(self.ranges)) if self.ranges else "IPv4"
         self.ports = PortRange()
+
+    def reset(self, services: Iterable[Obj]) -> None:
+        """Forget every allocation and claim what `services` hold (after a failed commit: what
+        writes that were never stored allocated or released is undone)."""
+        self.ranges = {r.family: r for r in (IPRange(c) for c in self._cidrs)}
+        self.ports = PortRange()
+        self.rebuild(services)
 
     # -- defaulting -------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ import jsonpatch
 from lbipam.apiserver.errors import Cause, StatusError
 from lbipam.apiserver.patch.managedfields import record_update, server_side_apply
 from lbipam.apiserver.patch.strategic import schema_for, strategic_merge
+from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
 
 __all__ = [
@@ -143,9 +144,11 @@ def _go_type(value: Any) -> str:
 
 def _decode(body: bytes, message: str | None) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        value = json.loads(body, parse_constant=jsonsafe.no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise StatusError(400, message or f"invalid JSON in patch body: {e}") from None
+    jsonsafe.check(value, "invalid patch")  # the rules every stored value keeps, named by path
+    return value
 
 
 def _json_patch(original: dict[str, Any], body: bytes) -> dict[str, Any]:

@@ -8,6 +8,12 @@ that moment into one transaction. Only after the commit is the change applied to
 index, appended to the history, published to watchers, and acknowledged: a write is durable before
 anyone can see it. Objects handed to the store are never mutated afterwards.
 
+A batch that cannot be committed (a full disk) fails its writes, and those staged before the event
+loop heard of it (they may build on what failed); `failure_listeners` rebuild what staged writes
+changed (Service allocations). Later writes are tried again as usual: they succeed once the disk
+has room. `write_error` says why the last commit failed until one succeeds; `probe()` tries a
+commit (for /readyz). The file itself (mode, repair of old objects) is `sqlitefile.py`'s.
+
 Called by the object pipeline (`objects.py`) and the watch hub (`watch.py`).
 """
 
@@ -28,20 +34,12 @@ from typing import Any
 from sortedcontainers import SortedDict
 
 from lbipam.apiserver.errors import StatusError
+from lbipam.apiserver.storage import sqlitefile
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Name = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    key TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-    rv INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (key, namespace, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-"""
 
 
 @dataclass(slots=True)
@@ -55,6 +53,9 @@ class Change:
     obj: Obj
     old: Obj | None
     rv: int
+
+
+_Write = tuple[Change, "asyncio.Future[Change]"]  # a staged change and its waiting writer
 
 
 class Expired(Exception):
@@ -79,7 +80,9 @@ class Store:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
-        self.broken: str | None = None
+        self.write_error: str | None = None  # why the last commit failed, until one succeeds
+        self.failure_listeners: list[Callable[[], None]] = []  # rebuild what staged writes changed
+        self._poisoned = 0  # writes up to this resourceVersion fail: staged before a failure was heard
         self.commits = 0  # transactions committed: fewer than writes when writes are grouped
 
     # -- life cycle -------------------------------------------------------------------------
@@ -87,13 +90,9 @@ class Store:
     def open(self) -> None:
         """Open the database, load every object and the resourceVersion, start the writer."""
         self._loop = asyncio.get_running_loop()
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        for key, namespace, name, data in conn.execute("SELECT key, namespace, name, data FROM objects"):
-            self._bucket(key)[(namespace, name)] = json.loads(data)
+        conn = sqlitefile.connect(self.path)
+        for key, namespace, name, obj in sqlitefile.load_objects(conn):
+            self._bucket(key)[(namespace, name)] = obj
         row = conn.execute("SELECT v FROM meta WHERE k = 'rv'").fetchone()
         self.rv = self.history_start = int(row[0]) if row else 0
         self._next_rv = self.rv + 1
@@ -186,8 +185,8 @@ class Store:
         `obj` must be a fresh dict the caller no longer touches: its metadata.resourceVersion is
         set here. For DELETED, `obj` is the final state (it also gets the new resourceVersion).
         """
-        if self.broken is not None or self._loop is None:
-            raise StatusError(500, f"Internal error occurred: the store failed: {self.broken or 'closed'}")
+        if self._loop is None:
+            raise StatusError(500, "Internal error occurred: the store is closed")
         rv = self._next_rv
         self._next_rv += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
@@ -198,28 +197,48 @@ class Store:
         return future
 
     def _writer(self) -> None:
-        """The writer thread: one transaction (and one fsync) per batch of waiting writes."""
-        conn = self._conn
+        """The writer thread: one transaction (and one fsync) per batch of waiting writes.
+
+        A batch that cannot be committed (a full disk) fails its writes only. The writes staged
+        after it, up to the moment the event loop has heard of the failure, may build on what
+        failed, so they fail too (`_poisoned`); the writer waits for that moment before going on."""
+        conn, loop = self._conn, self._loop
         assert conn is not None
-        failed: str | None = None
+        assert loop is not None
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                batch.append(more)
-            if failed is None:
+            batch, probes, stop = self._take()
+            doomed = [(c, f) for c, f in batch if c.rv <= self._poisoned]
+            batch = [(c, f) for c, f in batch if c.rv > self._poisoned]
+            if doomed:
+                loop.call_soon_threadsafe(self._fail, doomed, "an earlier write it may build on failed")
+            if batch:
                 failed = self._commit(conn, [change for change, _ in batch])
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._committed, batch, failed)
+                if failed is None:
+                    loop.call_soon_threadsafe(self._committed, batch)
+                else:
+                    heard = threading.Event()
+                    loop.call_soon_threadsafe(self._failed, batch, failed, heard)
+                    heard.wait(10)  # the loop runs while close() waits for this thread
+            for probe in probes:
+                loop.call_soon_threadsafe(self._probed, probe, self._probe(conn))
+            if stop:
+                return
+
+    def _take(
+        self,
+    ) -> tuple[list[_Write], list[asyncio.Future[str | None]], bool]:
+        """The next batch: every write waiting now, the readiness probes among them, and whether
+        the store is closing."""
+        items = [self._queue.get()]
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        stop = None in items
+        writes = [i for i in items if isinstance(i, tuple)]
+        probes = [i for i in items if isinstance(i, asyncio.Future)]
+        return writes, probes, stop
 
     def _commit(self, conn: sqlite3.Connection, changes: list[Change]) -> str | None:
         try:
@@ -237,27 +256,69 @@ class Store:
                     )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (str(changes[-1].rv),))
             conn.execute("COMMIT")
-        except Exception as exc:  # a full or broken disk: keep the server up, refuse further writes
-            log.exception("sqlite commit failed")
+        except Exception as exc:  # a full or broken disk: this batch fails, the server stays up
+            log.error("sqlite commit failed writes=%d error=%s: %s", len(changes), type(exc).__name__, exc)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            return f"{type(exc).__name__}: {exc}"
+            return str(exc) or type(exc).__name__
         self.commits += 1
         return None
 
-    def _committed(self, batch: list[tuple[Change, asyncio.Future[Change]]], failed: str | None) -> None:
-        """On the event loop: make a committed batch visible, in resourceVersion order."""
-        if failed is not None:
-            self.broken = failed
-            self._overlay.clear()
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(StatusError(500, f"Internal error occurred: {failed}"))
-            return
+    @staticmethod
+    def _probe(conn: sqlite3.Connection) -> str | None:
+        """Whether a write can be committed now (for /readyz): the error, or None."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('probe', datetime('now'))")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return str(exc) or type(exc).__name__
+        return None
+
+    # -- on the event loop: the outcome of commits -------------------------------------------
+
+    def _committed(self, batch: list[_Write]) -> None:
+        """Make a committed batch visible, in resourceVersion order."""
+        self.write_error = None
         for change, future in batch:
             self._apply(change)
             if not future.done():
                 future.set_result(change)
+
+    def _failed(self, batch: list[_Write], error: str, heard: threading.Event) -> None:
+        """A batch could not be committed: it fails, so does every write staged since (they may
+        build on it), and what was derived from staged writes is rebuilt from committed state."""
+        self.write_error = error
+        self._poisoned = self._next_rv - 1
+        self._overlay.clear()
+        heard.set()
+        self._fail(batch, error)
+        for listener in self.failure_listeners:
+            listener()
+
+    @staticmethod
+    def _fail(batch: list[_Write], why: str) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(
+                    StatusError(500, f"Internal error occurred: the write could not be stored: {why}")
+                )
+
+    async def probe(self) -> str | None:
+        """Whether the store can commit a write now: None, or why not (for /readyz)."""
+        if self._loop is None or self._thread is None:
+            return "the store is closed"
+        future: asyncio.Future[str | None] = self._loop.create_future()
+        self._queue.put(future)
+        return await future
+
+    def _probed(self, future: asyncio.Future[str | None], error: str | None) -> None:
+        if error is None:
+            self.write_error = None
+        if not future.done():
+            future.set_result(error)
 
     def _apply(self, change: Change) -> None:
         where = (change.key, change.namespace, change.name)

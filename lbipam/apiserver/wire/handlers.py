@@ -8,29 +8,32 @@ Called by `http.py`.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
-import math
 import random
 from collections.abc import Callable
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from lbipam.apiserver.errors import StatusError, not_found
 from lbipam.apiserver.kinds.objects import Objects
 from lbipam.apiserver.kinds.strategy import WriteOptions
 from lbipam.apiserver.patch import patches
+from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
 from lbipam.apiserver.storage.store import Obj
 from lbipam.apiserver.storage.watch import WatchHub, error_line, stream
-from lbipam.apiserver.wire import protobuf, tables
+from lbipam.apiserver.wire import protobuf, tables, yamlsafe
 from lbipam.apiserver.wire.faults import Faults
+from lbipam.apiserver.wire.limits import LIMITS, Limits
 from lbipam.apiserver.wire.reads import Reads
 from lbipam.apiserver.wire.routing import Target
 
 MAX_BODY = 3 * 1024 * 1024
+BIG_YAML = 64 * 1024  # bytes of YAML parsed off the event loop
+_YAML_TURN = asyncio.Semaphore(1)
 JSON_TYPES = ("", "application/json", "*/*")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 APPLY = "application/apply-patch+yaml"
@@ -43,11 +46,12 @@ PATCH_TYPES = (
 
 def json_response(payload: Any, code: int = 200, warnings: list[str] | None = None) -> web.Response:
     headers = {"Content-Type": "application/json"}
-    response = web.Response(
-        body=json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
-        status=code,
-        headers=headers,
-    )
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate got this far: \u-escaped, the response stays valid
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    response = web.Response(body=body, status=code, headers=headers)
     for warning in warnings or ():
         response.headers.add("Warning", f'299 - "{_header_safe(warning)}"')
     return response
@@ -58,14 +62,20 @@ def _header_safe(text: str) -> str:
 
 
 async def read_body(request: web.Request) -> bytes:
+    """The body, at most MAX_BODY bytes (413) sent within the body timeout (408)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise StatusError(413, f"Request entity too large: limit is {MAX_BODY}")
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise StatusError(413, f"Request entity too large: limit is {MAX_BODY}")
-        chunks.append(chunk)
+    limits = request.app.get(LIMITS) or Limits()
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise StatusError(413, f"Request entity too large: limit is {MAX_BODY}")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise StatusError(408, f"the request body did not arrive within {limits.body_timeout:g}s") from None
     return b"".join(chunks)
 
 
@@ -74,20 +84,15 @@ def media_type(request: web.Request) -> str:
 
 
 def decode(data: bytes, ctype: str) -> Any:
-    """A JSON or YAML request body; 400 for malformed text, 415 for other media types."""
+    """A JSON or YAML request body; 400 for malformed text or values no client could read back
+    (`jsonsafe`, `yamlsafe`), 415 for other media types."""
     if ctype in JSON_TYPES:
         try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StatusError(400, f"couldn't get version/kind; json parse error: {exc}") from None
+            return jsonsafe.loads(data)
+        except StatusError as exc:
+            raise StatusError(400, f"couldn't get version/kind; {exc.message}") from None
     if ctype in YAML_TYPES or ctype == APPLY:
-        try:
-            docs = [d for d in yaml.safe_load_all(data) if d is not None]
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise StatusError(400, f"error converting YAML to JSON: {exc}") from None
-        if len(docs) != 1:
-            raise StatusError(400, f"expected one YAML document in the body, found {len(docs)}")
-        return _json_safe(docs[0])
+        return yamlsafe.load_one(data)
     raise StatusError(
         415,
         "the body of the request was in an unknown format - accepted media types include: "
@@ -95,34 +100,33 @@ def decode(data: bytes, ctype: str) -> Any:
     )
 
 
-def decode_object(data: bytes, ctype: str, rtype: ResourceType) -> Any:
-    """A body sent to a resource of `rtype`: JSON, YAML, or protobuf for the built-in kinds only
-    (custom resources have no protobuf form, as in Kubernetes)."""
-    if ctype == protobuf.MEDIA_TYPE and rtype.builtin:
+async def decode_async(data: bytes, ctype: str, rtype: ResourceType | None = None) -> Any:
+    """`decode`, with a large YAML body parsed in a worker thread (one at a time): PyYAML needs
+    seconds for a few MiB, and the event loop keeps serving meanwhile. With the resource type the
+    body is sent to: protobuf too for the built-in kinds (custom resources have no protobuf form,
+    as in Kubernetes)."""
+    builtin = rtype is not None and rtype.builtin
+    if builtin and ctype == protobuf.MEDIA_TYPE:
+        assert rtype is not None
         try:
             return protobuf.decode(data, rtype.group, rtype.version, rtype.kind)
         except protobuf.ProtobufError as exc:
             raise protobuf.status_error(exc, rtype.kind, rtype.version, data) from None
     try:
-        return decode(data, ctype)
+        if len(data) < BIG_YAML or ctype in JSON_TYPES or data.lstrip()[:1] == b"{":
+            return decode(data, ctype)
+        async with _YAML_TURN:
+            return await asyncio.to_thread(decode, data, ctype)
     except StatusError as exc:
-        if exc.code == 415 and rtype.builtin:
+        if exc.code == 415 and builtin:
             exc.message += ", " + protobuf.MEDIA_TYPE
             exc.args = (exc.message,)
         raise
 
 
-def _json_safe(value: Any) -> Any:
-    """YAML's extra types (dates, non-string keys) as JSON would carry them."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise StatusError(400, f"error converting YAML to JSON: {value} is not valid JSON")
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+async def read_decoded(request: web.Request, rtype: ResourceType | None = None) -> Any:
+    """The request body, read within the size limit and decoded."""
+    return await decode_async(await read_body(request), media_type(request), rtype)
 
 
 def write_options(request: web.Request) -> WriteOptions:
@@ -175,7 +179,7 @@ class ResourceHandlers:
             return self.respond(request, target.rtype, self.reads.get(target.rtype, namespace, target.name))
         opts = write_options(request)
         if method == "PUT":
-            body = decode_object(await read_body(request), media_type(request), target.rtype)
+            body = await read_decoded(request, target.rtype)
             code, obj = await self.objects.update(
                 target.rtype, namespace, target.name, body, target.subresource, opts
             )
@@ -200,7 +204,7 @@ class ResourceHandlers:
             )
         if method == "POST" and (target.namespace is not None or not rtype.namespaced):
             opts = write_options(request)
-            body = decode_object(await read_body(request), media_type(request), rtype)
+            body = await read_decoded(request, rtype)
             obj = await self.objects.create(rtype, target.namespace or "", body, opts)
             return json_response(obj, 201, opts.warnings)
         if method == "DELETE":
@@ -229,7 +233,7 @@ class ResourceHandlers:
         data = await read_body(request)
         if not data.strip():
             return {}
-        options = decode_object(data, media_type(request), rtype)
+        options = await decode_async(data, media_type(request), rtype)
         if not isinstance(options, dict):
             raise StatusError(400, "the body of a DELETE must be a DeleteOptions object")
         return options
@@ -244,9 +248,10 @@ class ResourceHandlers:
         if ctype == APPLY:
             if not opts.field_manager:
                 raise patches.missing_field_manager()
-            applied = decode(data, APPLY)
+            applied = await decode_async(data, APPLY)
             if not isinstance(applied, dict):
                 raise StatusError(400, "the apply configuration must be an object")
+            self.objects.prune_unknown(rtype, applied, opts)
             if original is None and target.subresource:
                 raise self._missing(rtype, name)
             new = patches.server_side_apply(
@@ -276,6 +281,11 @@ class ResourceHandlers:
     async def watch(self, request: web.Request, target: Target, query: Any) -> web.StreamResponse:
         rtype = target.rtype
         timeout = _timeout(query.get("timeoutSeconds"))
+        limits = request.app.get(LIMITS) or Limits()
+        if self.hub.count() >= limits.max_watches:
+            raise StatusError(
+                429, f"too many open watches (at most {limits.max_watches})", details={"retryAfterSeconds": 1}
+            )
         watcher, end_marker, error = self.reads.open_watch(rtype, target.namespace, query)
         if error is not None:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})

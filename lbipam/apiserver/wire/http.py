@@ -1,8 +1,10 @@
 """The aiohttp application of the embedded server: routing, authentication, errors as Status.
 
 One catch-all route dispatches by path: discovery and OpenAPI documents (built by `discovery.py`
-and `openapi.py`), health checks, the fault-injection endpoint, and resource URLs (handed to
-`handlers.py`). Middleware checks the bearer token in TLS mode and turns every error into a
+and `openapi.py`), health checks, the fault-injection endpoint (only when enabled), and resource
+URLs (handed to `handlers.py`). Middleware checks the bearer token (unless the server is insecure):
+without it only `PUBLIC_PATHS` answer, as Kubernetes' system:public-info-viewer allows, and
+everything else is 401. Another middleware turns every error into a
 Kubernetes `Status` body: the `StatusError`s the pipeline raises, aiohttp's own HTTP errors, and,
 as a last resort, any unexpected exception as a 500 (logged with its traceback). Built by
 `server.py`.
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAULTS_PATH = "/debug/lbipam/faults"
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+PUBLIC_PATHS = frozenset((*HEALTH_PATHS, "/version", "/version/"))
 
 
 def status_response(error: StatusError) -> web.Response:
@@ -42,10 +45,13 @@ def status_response(error: StatusError) -> web.Response:
 def make_app(
     registry: Registry,
     resources: ResourceHandlers,
-    faults: Faults,
+    faults: Faults | None,
     token: str | None,
     recorder: audit.Recorder | None = None,
+    not_ready: Callable[[], Awaitable[str | None]] | None = None,
 ) -> web.Application:
+    """`not_ready`: why /readyz should fail now, or None (always ready when not given)."""
+
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -60,16 +66,24 @@ def make_app(
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        if token is not None and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return status_response(StatusError(401, "Unauthorized"))
+        if token is not None and request.path not in PUBLIC_PATHS:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(errors="replace"), expected):
+                return status_response(StatusError(401, "Unauthorized"))
         return await handler(request)
+
+    expected = f"Bearer {token}".encode()
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path
-        if path == FAULTS_PATH:
+        if path == FAULTS_PATH and faults is not None:
             return await _faults(request, faults)
         if path.rstrip("/") in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
+            problem = await not_ready() if not_ready is not None and path.startswith("/readyz") else None
+            if problem is not None:  # as kube-apiserver words a failed check
+                return web.Response(
+                    text=f"[-]{problem}\nreadyz check failed\n", status=500, content_type="text/plain"
+                )
             return web.Response(text="ok", content_type="text/plain")
         target = resolve(registry, path)
         if isinstance(target, Target):

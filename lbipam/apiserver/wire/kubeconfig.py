@@ -1,12 +1,19 @@
-"""Kubeconfig files pointing at the embedded server: plain HTTP, or TLS with CA data and a token.
+"""Kubeconfig files pointing at the embedded server: TLS with CA data and a token, or plain HTTP.
 
-Called by `EmbeddedAPIServer.write_kubeconfig` (and so by `lbipam apiserver --kubeconfig-out`).
+The file is written the way a secret must be: a fresh temporary file created with O_EXCL (mode
+0600, a random name in the target's directory, so no pre-existing file or link decides its mode
+or target) renamed over the target. A target that is a symbolic link is refused rather than
+replaced or followed. Called by `EmbeddedAPIServer.write_kubeconfig` (and so by `lbipam apiserver
+--kubeconfig-out`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +39,23 @@ def render(url: str, ca_pem: bytes | None, token: str | None) -> dict[str, Any]:
 
 
 def write(path: Path, url: str, ca_pem: bytes | None, token: str | None) -> Path:
-    """Write the kubeconfig readable by its owner only (it may hold a token); returns the path."""
+    """Write the kubeconfig readable by its owner only (it holds a token); returns the path.
+
+    OSError (ELOOP) when `path` is a symbolic link: the caller asked for a file, and a link
+    someone else placed there must not redirect the token."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise OSError(errno.ELOOP, "refusing to write the kubeconfig through a symbolic link", str(path))
     text = yaml.safe_dump(render(url, ca_pem, token), sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # O_EXCL, 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path

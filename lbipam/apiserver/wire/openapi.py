@@ -16,73 +16,34 @@ serve `openapi_v2` to clients that accept application/json. The v3 index URLs ca
 their document; serve /openapi/v3/... whatever `hash` says (client-go caches by URL).
 
 Built-in schemas are Kubernetes 1.32's definitions for the kinds served here (and what they
-reference), trimmed from the `kubernetes-validate` package's copy and shipped gzipped in
-`data/` (`VENDORED`, 90 kB, instead of a 108 MB runtime dependency). A test regenerates the
-trimmed set from kubernetes-validate (a test dependency) and fails on drift.
+reference), vendored by `kinds/definitions.py`.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import gzip
 import hashlib
 import json
 from collections.abc import Iterable
-from importlib import resources
 from typing import Any
 
+from lbipam.apiserver.kinds import definitions
 from lbipam.apiserver.storage.registry import ResourceType
 from lbipam.apiserver.wire.discovery import GIT_VERSION
 
 Doc = dict[str, Any]
-#: The kubernetes-validate schema set the vendored definitions are trimmed from.
-UPSTREAM_SCHEMAS = "v1.32.0-local"
-_META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+_META = definitions.META
 _OBJECT_META = _META + "ObjectMeta"
 _LIST_META = _META + "ListMeta"
-# Go package paths of the built-in kinds' definitions, by (group, version).
-_PACKAGES = {
-    ("", "v1"): "io.k8s.api.core.v1",
-    ("discovery.k8s.io", "v1"): "io.k8s.api.discovery.v1",
-    ("coordination.k8s.io", "v1"): "io.k8s.api.coordination.v1",
-    ("events.k8s.io", "v1"): "io.k8s.api.events.v1",
-    ("apiextensions.k8s.io", "v1"): "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1",
-}
+_PACKAGES = definitions.PACKAGES
 _PATCH_TYPES = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"]
 _SMP = "application/strategic-merge-patch+json"
+_upstream = definitions.upstream
+_refs = definitions.refs
 
 
 # --- definitions ---------------------------------------------------------------------------------
-
-
-VENDORED = "kubernetes-1.32-definitions.json.gz"
-
-
-@functools.cache
-def _upstream() -> dict[str, Any]:
-    """Kubernetes 1.32's definitions (JSON-schema form) of the kinds served, from `data/`."""
-    packed = (resources.files(__package__) / "data" / VENDORED).read_bytes()
-    defs: dict[str, Any] = json.loads(gzip.decompress(packed))
-    return defs
-
-
-def trim_definitions(defs: dict[str, Any]) -> dict[str, Any]:
-    """The definitions of the served packages and everything they reference (for vendoring)."""
-    wanted = {*_PACKAGES.values(), _META[:-1]}
-    need = {k for k in defs if k.rsplit(".", 1)[0] in wanted or k.startswith("io.k8s.apimachinery")}
-    frontier = list(need)
-    while frontier:
-        for ref in set(_refs(json.dumps(defs[frontier.pop()]))) - need:
-            need.add(ref)
-            frontier.append(ref)
-    return {k: defs[k] for k in sorted(need)}
-
-
-def pack_definitions(defs: dict[str, Any]) -> bytes:
-    """The vendored file's bytes: deterministic (sorted keys, no gzip timestamp)."""
-    text = json.dumps(trim_definitions(defs), sort_keys=True, separators=(",", ":"))
-    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
 def _convert(node: Any, ref_prefix: str, v3: bool) -> Any:
@@ -142,11 +103,6 @@ def _closure(roots: Iterable[str], defs: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(defs[name])
         todo.extend(ref for ref in _refs(text) if ref in defs and ref not in out)
     return out
-
-
-def _refs(text: str) -> list[str]:
-    parts = text.split('"$ref": "')[1:]
-    return [p.split('"', 1)[0].rsplit("/", 1)[-1] for p in parts]
 
 
 def definition_name(rtype: ResourceType) -> str:
