@@ -27,6 +27,7 @@ _RENAMED = {
     "deprecatedLastTimestamp": "lastTimestamp",
     "deprecatedCount": "count",
 }
+_OMIT_EMPTY = ("reportingController", "reportingInstance")
 _SAME = ("reason", "type", "action", "reportingInstance", "eventTime", "series", "related")
 _REF = {
     "apiVersion": str,
@@ -54,6 +55,16 @@ _CORE_SHAPE = {
     "series": _SERIES,
     "source": {"component": str, "host": str},
 }
+# The field selectors of events.k8s.io/v1 and the stored (core/v1) fields they select.
+_V1_FIELDS = {
+    "metadata.name": "metadata.name",
+    "metadata.namespace": "metadata.namespace",
+    **{f"regarding.{key}": f"involvedObject.{key}" for key in _REF},
+    "reason": "reason",
+    "reportingController": "reportingComponent",
+    "source": "source",
+    "type": "type",
+}
 _V1_SHAPE = {new: _CORE_SHAPE[old] for new, old in _RENAMED.items()} | {k: _CORE_SHAPE[k] for k in _SAME}
 
 
@@ -80,6 +91,9 @@ def to_events_v1(obj: Obj) -> Obj:
     for key in _SAME:
         if key in obj:
             out[key] = obj[key]
+    for key in _OMIT_EMPTY:  # written even when empty in core/v1, omitempty in events.k8s.io/v1
+        if out.get(key) == "":
+            del out[key]
     out.setdefault("eventTime", None)  # required in the schema; null for legacy events
     return out
 
@@ -128,9 +142,14 @@ class EventStrategy(Strategy):
             return causes
         return causes + _legacy_causes(obj)
 
+    def field_label(self, rtype: ResourceType, label: str) -> str | None:
+        if not _new_api(rtype):
+            return super().field_label(rtype, label)
+        return _V1_FIELDS.get(label)
+
     def field_value(self, obj: Obj, label: str) -> str:
-        if label == "source":
-            return str((obj.get("source") or {}).get("component", ""))
+        if label == "source":  # the component, else the reporting controller
+            return str((obj.get("source") or {}).get("component") or obj.get("reportingComponent") or "")
         return super().field_value(obj, label)
 
 

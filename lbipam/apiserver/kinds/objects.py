@@ -24,7 +24,7 @@ from lbipam.apiserver.errors import (
     invalid_object,
     not_found,
 )
-from lbipam.apiserver.kinds import shapes, typed
+from lbipam.apiserver.kinds import gotypes, shapes, typed
 from lbipam.apiserver.kinds.strategy import Strategy, WriteOptions, deep, require_dict
 from lbipam.apiserver.kinds.validation import now
 from lbipam.apiserver.patch import patches
@@ -90,6 +90,7 @@ class Objects:
         # server, fields it allocates belong to no manager.
         if not opts.applied and not opts.dry_run:
             obj = patches.record_update(rtype, None, obj, opts.manager, "Update", "")
+        gotypes.fill_object(obj)  # what Go's types always write (a Node's "spec": {}), owned by no one
         strategy.allocate(obj, None)
         if opts.dry_run:
             strategy.release(obj)
@@ -186,6 +187,7 @@ class Objects:
             causes += strategy.validate(rtype, new, cur)
         causes += _finalizer_causes(meta, old_meta)
         self._raise_invalid(rtype, new, causes)
+        gotypes.fill_object(new)
         if strategy.generation and strategy.spec_of(rtype, new) != strategy.spec_of(rtype, cur):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return new

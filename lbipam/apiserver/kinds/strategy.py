@@ -111,6 +111,11 @@ class Strategy:
     def supports_field(self, label: str) -> bool:
         return label in ("metadata.name", "metadata.namespace") or label in self.extra_fields
 
+    def field_label(self, rtype: ResourceType, label: str) -> str | None:
+        """The stored object's selectable field that `label` of `rtype`'s API names (None: not
+        selectable there); differs where two APIs serve one kind (events.k8s.io)."""
+        return label if self.supports_field(label) else None
+
     def field_value(self, obj: Obj, label: str) -> str:
         meta = obj.get("metadata", {})
         if label == "metadata.name":

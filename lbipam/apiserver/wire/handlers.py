@@ -25,7 +25,7 @@ from lbipam.apiserver.storage import jsonsafe
 from lbipam.apiserver.storage.registry import ResourceType
 from lbipam.apiserver.storage.store import Obj
 from lbipam.apiserver.storage.watch import WatchHub, error_line, stream
-from lbipam.apiserver.wire import tables, yamlsafe
+from lbipam.apiserver.wire import protobuf, tables, yamlsafe
 from lbipam.apiserver.wire.faults import Faults
 from lbipam.apiserver.wire.limits import LIMITS, Limits
 from lbipam.apiserver.wire.reads import Reads
@@ -105,18 +105,35 @@ def decode(data: bytes, ctype: str) -> Any:
     )
 
 
-async def decode_async(data: bytes, ctype: str) -> Any:
+async def decode_async(data: bytes, ctype: str, rtype: ResourceType | None = None) -> Any:
     """`decode`, with a large YAML body parsed in a worker thread (one at a time): PyYAML needs
-    seconds for a few MiB, and the event loop keeps serving meanwhile."""
-    if len(data) < BIG_YAML or ctype in JSON_TYPES or data.lstrip()[:1] == b"{":
-        return decode(data, ctype)
-    async with _YAML_TURN:
-        return await asyncio.to_thread(decode, data, ctype)
+    seconds for a few MiB, and the event loop keeps serving meanwhile. With the resource type the
+    body is sent to: protobuf too for the built-in kinds (custom resources have no protobuf form,
+    as in Kubernetes)."""
+    builtin = rtype is not None and rtype.builtin
+    if builtin and ctype == protobuf.MEDIA_TYPE:
+        assert rtype is not None
+        try:
+            value = protobuf.decode(data, rtype.group, rtype.version, rtype.kind)
+        except protobuf.ProtobufError as exc:
+            raise protobuf.status_error(exc, rtype.kind, rtype.version, data) from None
+        jsonsafe.check(value, "protobuf body")  # the JSON rules hold too (e.g. a NaN double)
+        return value
+    try:
+        if len(data) < BIG_YAML or ctype in JSON_TYPES or data.lstrip()[:1] == b"{":
+            return decode(data, ctype)
+        async with _YAML_TURN:
+            return await asyncio.to_thread(decode, data, ctype)
+    except StatusError as exc:
+        if exc.code == 415 and builtin:
+            exc.message += ", " + protobuf.MEDIA_TYPE
+            exc.args = (exc.message,)
+        raise
 
 
-async def read_decoded(request: web.Request) -> Any:
+async def read_decoded(request: web.Request, rtype: ResourceType | None = None) -> Any:
     """The request body, read within the size limit and decoded."""
-    return await decode_async(await read_body(request), media_type(request))
+    return await decode_async(await read_body(request), media_type(request), rtype)
 
 
 def write_options(request: web.Request) -> WriteOptions:
@@ -169,7 +186,7 @@ class ResourceHandlers:
             return self.respond(request, target.rtype, self.reads.get(target.rtype, namespace, target.name))
         opts = write_options(request)
         if method == "PUT":
-            body = await read_decoded(request)
+            body = await read_decoded(request, target.rtype)
             code, obj = await self.objects.update(
                 target.rtype, namespace, target.name, body, target.subresource, opts
             )
@@ -178,7 +195,7 @@ class ResourceHandlers:
             code, obj = await self.patch(request, target, opts)
             return json_response(obj, code, opts.warnings)
         if method == "DELETE" and not target.subresource:
-            options = await self._delete_options(request)
+            options = await self._delete_options(request, target.rtype)
             return json_response(
                 await self.objects.delete(target.rtype, namespace, target.name, options, opts)
             )
@@ -194,7 +211,7 @@ class ResourceHandlers:
             )
         if method == "POST" and (target.namespace is not None or not rtype.namespaced):
             opts = write_options(request)
-            body = await read_decoded(request)
+            body = await read_decoded(request, rtype)
             obj = await self.objects.create(rtype, target.namespace or "", body, opts)
             return json_response(obj, 201, opts.warnings)
         if method == "DELETE":
@@ -203,7 +220,7 @@ class ResourceHandlers:
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = write_options(request)
-        options = await self._delete_options(request)
+        options = await self._delete_options(request, target.rtype)
         listed = self.reads.list_objects(target.rtype, target.namespace, request.query)
         deleted = []
         for item in listed["items"]:
@@ -219,11 +236,11 @@ class ResourceHandlers:
         listed["items"] = deleted
         return json_response(listed)
 
-    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+    async def _delete_options(self, request: web.Request, rtype: ResourceType) -> dict[str, Any]:
         data = await read_body(request)
         if not data.strip():
             return {}
-        options = await decode_async(data, media_type(request))
+        options = await decode_async(data, media_type(request), rtype)
         if not isinstance(options, dict):
             raise StatusError(400, "the body of a DELETE must be a DeleteOptions object")
         return options

@@ -22,7 +22,7 @@ from aiohttp.typedefs import Middleware
 
 from lbipam.apiserver.errors import NO_RESOURCE, StatusError
 from lbipam.apiserver.storage.registry import Registry
-from lbipam.apiserver.wire import audit, discovery, openapi
+from lbipam.apiserver.wire import audit, discovery, openapi, protobuf
 from lbipam.apiserver.wire.faults import Faults
 from lbipam.apiserver.wire.handlers import ResourceHandlers, decode, json_response, media_type, read_body
 from lbipam.apiserver.wire.routing import Discovery, Target, resolve
@@ -95,8 +95,7 @@ def make_app(
         if isinstance(target, Discovery):
             return _discovery(request, registry, target)
         if path == "/openapi/v2" and not _accepts_json(request.headers.get("Accept", "")):
-            # kubectl asks for protobuf only; 406 makes client-go move on instead of parsing JSON.
-            raise StatusError(406, "only application/json is served here")
+            return _openapi_v2_protobuf(request.headers.get("Accept", ""))
         document = _document(registry, path)
         if document is None:
             raise StatusError(404, NO_RESOURCE, details={})
@@ -115,6 +114,18 @@ def _accepts_json(accept: str) -> bool:
         return True
     types = {part.split(";")[0].strip() for part in accept.split(",")}
     return bool(types & {"application/json", "application/*", "*/*"})
+
+
+def _openapi_v2_protobuf(accept: str) -> web.Response:
+    """What kubectl asks /openapi/v2 for: protobuf only (client-side validation of kinds the
+    OpenAPI v3 documents lack). A Swagger 2.0 document naming the API and holding no definitions:
+    kubectl then skips validating a kind no server knows and reports it as Kubernetes does ("no
+    matches for kind"); everything else kubectl reads from OpenAPI v3."""
+    if not any(part.split(";")[0].strip() in protobuf.OPENAPI_V2_TYPES for part in accept.split(",")):
+        raise StatusError(406, "only application/json and the protobuf OpenAPI v2 form are served here")
+    version = discovery.version_info()["gitVersion"]
+    body = protobuf.openapi_v2_header("Kubernetes", version)
+    return web.Response(body=body, headers={"Content-Type": protobuf.OPENAPI_V2_TYPES[-1]})
 
 
 def _is_document(path: str) -> bool:

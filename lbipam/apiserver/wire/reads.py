@@ -66,12 +66,20 @@ class Reads:
         """The selector filter of a list or watch, and whether it filters at all."""
         strategy = self.objects.strategy(rtype)
         labels = parse_label_selector(query.get("labelSelector"))
-        fields = parse_field_selector(query.get("fieldSelector"), strategy.supports_field)
+        stored = {}  # selector label -> the stored object's field
+
+        def supported(label: str) -> bool:
+            field = strategy.field_label(rtype, label)
+            if field is not None:
+                stored[label] = field
+            return field is not None
+
+        fields = parse_field_selector(query.get("fieldSelector"), supported)
 
         def matches(obj: Obj) -> bool:
             meta = obj.get("metadata", {})
             return labels_match(labels, meta.get("labels")) and fields_match(
-                fields, lambda label: strategy.field_value(obj, label)
+                fields, lambda label: strategy.field_value(obj, stored[label])
             )
 
         return matches, bool(labels or fields)
