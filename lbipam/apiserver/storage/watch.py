@@ -85,7 +85,8 @@ class Watcher:
             return
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):  # not wait_for: 3.11's can swallow a cancel
+                await self._wakeup.wait()
 
 
 class WatchHub:
