@@ -6,7 +6,9 @@ read back from the kubeconfig it writes; `Server.session` connects with them) an
 `request` is one JSON request that exits on an error status; `Watch` is a resumable watch over plain
 aiohttp (resumes from the last resourceVersion, relists on 410); `cpu_seconds` reads a process's CPU
 time from /proc; `until` polls a condition with a deadline; `row` prints one labelled figure;
-`bare_list` and `paged_list` time lists; `install_crd` creates a CRD and waits until it is
+`bare_list` and `paged_list` time lists; `peak_rss_mb` reads a process's VmHWM; `free_port` finds a
+port for a child's metrics server; with BENCH_PROFILE=DIR set, each controller run writes a
+cProfile file there (at SIGTERM); `install_crd` creates a CRD and waits until it is
 Established. Used by bench/apiserver.py, bench/controller.py and bench/podcidr.py, which run as
 scripts (so this module is imported as `_common`).
 """
@@ -18,9 +20,11 @@ import base64
 import bisect
 import contextlib
 import gc
+import itertools
 import json
 import os
 import signal
+import socket
 import ssl
 import statistics
 import sys
@@ -39,6 +43,7 @@ JSON = {"Content-Type": "application/json"}
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 QUIET = 1.0  # seconds of flat CPU that count as idle
+_RUNS = itertools.count(1)  # controller starts in this process, naming their profiles
 LEADING = "leading identity="  # the controller's log lines that mark its start-up
 IMPORTED = "leading: imported assignments"
 
@@ -58,6 +63,21 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set so far (VmHWM in /proc), in MB (10^6 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free a moment ago (for a child's --metrics-port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -106,9 +126,10 @@ class Server:
         self.url = line.split()[-1]
         return time.perf_counter() - began
 
-    def session(self, limit: int = 100) -> aiohttp.ClientSession:
+    def session(self, limit: int = 100, read_bufsize: int = 2**16) -> aiohttp.ClientSession:
         """A raw HTTP session as the kubeconfig connects: the server's URL, CA and bearer token;
-        at most `limit` connections, kept alive."""
+        at most `limit` connections, kept alive. A watch line longer than twice `read_bufsize`
+        (an object of megabytes) needs a larger one."""
         config = yaml.safe_load(self.kubeconfig.read_text())
         cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
         context: ssl.SSLContext | bool = False
@@ -118,7 +139,9 @@ class Server:
             )
         headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
         connector = aiohttp.TCPConnector(limit=limit, ssl=context)
-        return aiohttp.ClientSession(cluster["server"], connector=connector, headers=headers)
+        return aiohttp.ClientSession(
+            cluster["server"], connector=connector, headers=headers, read_bufsize=read_bufsize
+        )
 
     async def stop(self) -> None:
         if self.process is not None:
@@ -150,8 +173,12 @@ class Controller:
     async def start(self) -> None:
         self.lines, self.cpu_at, self.problems = {}, {}, []
         self.began = time.perf_counter()
+        profile: tuple[str, ...] = ()
+        if os.environ.get("BENCH_PROFILE"):  # a directory: cProfile each run of the controller
+            out = Path(os.environ["BENCH_PROFILE"]) / f"controller-{os.getpid()}-{next(_RUNS)}.prof"
+            profile = ("-m", "cProfile", "-o", str(out))
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lbipam", "controller", "--kubeconfig", str(self.kubeconfig),
+            sys.executable, *profile, "-m", "lbipam", "controller", "--kubeconfig", str(self.kubeconfig),
             "--no-leader-elect", "--reuse-delay", "30", *self.args,
             stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=CHILD_ENV,
         )  # fmt: skip
@@ -193,6 +220,11 @@ class Controller:
     def cpu_seconds(self) -> float:
         assert self.process is not None
         return cpu_seconds(self.process.pid)
+
+    def peak_rss_mb(self) -> float:
+        """The controller's peak resident set so far (VmHWM), in MB."""
+        assert self.process is not None
+        return peak_rss_mb(self.process.pid)
 
     async def idle_since(self, quiet: float = QUIET, threshold: float = 0.02) -> float:
         """Wait until the controller has used at most `threshold` CPU seconds for `quiet` seconds;

@@ -1,29 +1,37 @@
 """Benchmark of the LB-IPAM controller on the embedded API. Prints its figures; asserts nothing.
 
-    python bench/controller.py [--services 10000] [--pools 50] [--quick]
+    python bench/controller.py [--sizes 10000,50000] [--pools 50] [--steady 50000]
+                               [--blocks 100000] [--quick]
 
-The API server (`lbipam apiserver`, SQLite file) and the controller (`lbipam controller
---no-leader-elect`) each run in their own process, as in production; this process creates objects
-with plain aiohttp and sees the results through plain aiohttp watches. In one run:
+The API server (`lbipam apiserver`, SQLite file, HTTPS and a token: the default way) and the
+controller (`lbipam controller --no-leader-elect`) each run in their own process, as in
+production; this process creates objects with plain aiohttp and sees the results through plain
+aiohttp watches. In one run, for each size N (a fresh server each):
 - the ceiling: merge patches/s of Service status by a plain aiohttp client (8 in flight), and the
   time of a bare list of every Service (one request, parsed; median of 5), with the Services
   unassigned and assigned (the ratio uses the latter); a list in pages of 500 for comparison;
 - cold start: N Services across P pools (selected by label) exist before the controller starts;
   controller spawn -> all N satisfied (ingress and IPAMRequestSatisfied=True seen in a watch), and
-  assignments/s, as a ratio of the PATCH ceiling (goal >= 0.5);
+  assignments/s, as a ratio of the PATCH ceiling (goal >= 0.6); spawn -> every IPAllocated Event
+  and allocated-from annotation seen, as a ratio of spawn -> all satisfied (goal <= 1.3);
 - restart with N assigned: SIGTERM, start again; Services whose resourceVersion changed (must be
   0) and time to ready, as a ratio of the bare list (goal <= 2). Ready = the controller has gone
   idle (under 20 ms of CPU in a second, from /proc) after its first full pass: it logs no line
   for that moment, and "leading: imported assignments" comes before that pass;
-- create -> ingress latency p50/p99 at a steady 50 creates/s with the controller running.
+then (bench/_lbscale.py) the steady rate: 50,000 creates at 280/s into one /8 with the controller
+running, create -> ingress p50/p99 (goal p99 <= 100 ms) and the controller's peak RSS (goal <=
+600 MB); and a pool of 100,000 blocks: pool POST -> first assignment, and the worst latency of
+/healthz polled every 50 ms meanwhile. A summary prints every goal's figure and ratio.
 Also: API writes per assignment (Service writes and Events seen in the watches), the pools'
 counters summed, and CPU per assignment of the controller and server (/proc) and of this process.
+--quick (a smoke run of a minute or two): sizes 1000 and 3000, 3000 steady creates, 20,000 blocks.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -32,48 +40,35 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from _common import (
     IMPORTED,
     IN_FLIGHT,
     LEADING,
     MERGE,
     QUIET,
-    ROOT,
     Controller,
     Server,
     Watch,
     bare_list,
     in_parallel,
+    install_crd,
     paged_list,
     request,
     row,
+    run_client,
     until,
 )
-from _common import percentile as pct
-
-SVCS = "/api/v1/namespaces/default/services"
-POOLS = "/apis/lbipam.io/v1alpha1/loadbalancerippools"
-EVENTS = "/apis/events.k8s.io/v1/namespaces/default/events"
-CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-SATISFIED = "lbipam.io/IPAMRequestSatisfied"
-RATE = 50  # creates per second in the latency phase
-
-
-def satisfied(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    if not (status.get("loadBalancer") or {}).get("ingress"):
-        return False
-    return any(
-        c.get("type") == SATISFIED and c.get("status") == "True" for c in status.get("conditions") or []
-    )
+from _lbscale import ALLOCATED_FROM, EVENTS, POOL_CRD, POOLS, SVCS, big_pool, pool, satisfied, service, steady
 
 
 class Seen:
-    """What the watches saw: when each Service was first satisfied, and writes by kind."""
+    """What the watches saw: when each Service was first satisfied, first carried the
+    allocated-from annotation and first had an IPAllocated Event; writes by kind."""
 
     def __init__(self) -> None:
         self.satisfied: dict[str, float] = {}
+        self.annotated: dict[str, float] = {}
+        self.evented: dict[str, float] = {}
         self.service_writes = 0
         self.pool_writes = 0
         self.events: Counter[str] = Counter()
@@ -90,67 +85,45 @@ class Seen:
         )
 
     def service(self, kind: str, obj: dict[str, Any], at: float) -> None:
-        name = obj["metadata"]["name"]
+        meta = obj["metadata"]
+        name = meta["name"]
         if kind == "MODIFIED":
             self.service_writes += 1
         if name not in self.satisfied and satisfied(obj):
             self.satisfied[name] = at
+        if name not in self.annotated and ALLOCATED_FROM in (meta.get("annotations") or {}):
+            self.annotated[name] = at
 
     def pool(self, kind: str, obj: dict[str, Any], at: float) -> None:
         self.pool_writes += kind == "MODIFIED"
 
     def event(self, kind: str, obj: dict[str, Any], at: float) -> None:
         if kind == "ADDED":
-            self.events[obj.get("reason", "")] += 1
+            reason = obj.get("reason", "")
+            self.events[reason] += 1
+            name = (obj.get("regarding") or {}).get("name", "")
+            if reason == "IPAllocated" and name not in self.evented:
+                self.evented[name] = at
+
+    def written(self, names: int) -> float | None:
+        """When the last of `names` Services had both its annotation and its Event, or None."""
+        if len(self.annotated) < names or len(self.evented) < names:
+            return None
+        return max(*self.annotated.values(), *self.evented.values())
 
 
 def pool_name(index: int) -> str:
     return f"bench-p{index:02d}"
 
 
-def service(name: str, pool: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": {"bench-pool": pool_name(pool)}},
-        "spec": {
-            "type": "LoadBalancer",
-            "ports": [{"port": 80, "protocol": "TCP"}],
-            "selector": {"app": name},
-            # 2,768 node ports would not go round; BGP-announced LB IPs do not need them.
-            "allocateLoadBalancerNodePorts": False,
-        },
-    }
-
-
 async def setup(http: aiohttp.ClientSession, server: Server, services: int, pools: int) -> None:
     """The pool CRD, `pools` pools of a /20 each, then `services` Services spread over them."""
-    crd = yaml.safe_load((ROOT / "crds" / "lbipam.io_loadbalancerippools.yaml").read_text())
-    await request(http, "POST", CRDS, crd)
-
-    async def established() -> bool:
-        async with http.get(f"{CRDS}/{crd['metadata']['name']}") as response:
-            conditions = ((await response.json()).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-    for _ in range(200):
-        if await established():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise SystemExit("the LoadBalancerIPPool CRD did not become Established")
+    await install_crd(http, POOL_CRD)
     for index in range(pools):
-        pool = {
-            "apiVersion": "lbipam.io/v1alpha1",
-            "kind": "LoadBalancerIPPool",
-            "metadata": {"name": pool_name(index)},
-            "spec": {
-                "blocks": [{"cidr": f"10.{100 + index}.0.0/20"}],
-                "serviceSelector": {"matchLabels": {"bench-pool": pool_name(index)}},
-            },
-        }
-        await request(http, "POST", POOLS, pool)
+        await request(http, "POST", POOLS, pool(pool_name(index), [{"cidr": f"10.{100 + index}.0.0/20"}]))
 
     async def create(i: int) -> None:
-        await request(http, "POST", SVCS, service(f"svc{i:05d}", i % pools))
+        await request(http, "POST", SVCS, service(f"svc{i:05d}", pool_name(i % pools)))
 
     cpu = server.cpu_seconds()
     took = await in_parallel(services, create)
@@ -194,9 +167,9 @@ def log_lines(controller: Controller) -> None:
 
 async def cold_start(
     controller: Controller, server: Server, http: aiohttp.ClientSession, seen: Seen, services: int
-) -> tuple[float, float]:
-    """Start the controller on `services` unassigned Services; returns assignments/s and API
-    writes (Service writes and Events) per assignment."""
+) -> dict[str, float]:
+    """Start the controller on `services` unassigned Services; returns assignments/s, API writes
+    (Service writes and Events) per assignment, and spawn -> all satisfied and -> all written."""
     cpu, own = server.cpu_seconds(), time.process_time()
     await controller.start()
     await until(
@@ -205,10 +178,17 @@ async def cold_start(
         "every Service satisfied",
         controller.check,
     )
+    await until(
+        lambda: seen.written(services) is not None,
+        60 + services / 10,
+        "every Event and annotation",
+        controller.check,
+    )
     idle = await controller.idle_since()
     cpus = [controller.cpu_seconds(), server.cpu_seconds() - cpu, time.process_time() - own]
     times = sorted(seen.satisfied.values())
     start, first, done = controller.began, times[0], times[-1]
+    written = seen.written(services) or float("nan")
     rate = services / (done - start)
     tenth = max(1, services // 10)
     tenths = [
@@ -223,6 +203,7 @@ async def cold_start(
     log_lines(controller)
     row("first Service satisfied", f"{first - start:8.2f} s")
     row("all Services satisfied", f"{done - start:8.2f} s")
+    row("every IPAllocated Event and annotation seen", f"{written - start:8.2f} s")
     row("controller idle (Events and pools written)", f"{idle - start:8.2f} s")
     row("assignments/s, spawn -> all satisfied", f"{rate:8.0f}/s")
     row("assignments/s, first -> last satisfied", f"{services / max(done - first, 1e-9):8.0f}/s")
@@ -235,13 +216,15 @@ async def cold_start(
         "CPU per assignment: controller, server, bench",
         "{:8.2f}, {:.2f}, {:.2f} ms".format(*(1000 * c / services for c in cpus)),
     )
-    return rate, writes
+    row("controller peak RSS (VmHWM)", f"{controller.peak_rss_mb():8.0f} MB")
+    return {"rate": rate, "writes": writes, "satisfied": done - start, "written": written - start}
 
 
 async def restart(
     controller: Controller, http: aiohttp.ClientSession, seen: Seen, before: dict[str, str]
-) -> float:
-    """Stop and start the controller with every Service assigned; returns seconds to ready."""
+) -> tuple[float, int]:
+    """Stop and start the controller with every Service assigned; returns seconds to ready and
+    the Services whose resourceVersion changed."""
     stopped = await controller.stop()
     written = seen.writes()
     await controller.start()
@@ -255,48 +238,7 @@ async def restart(
     changed = sum(1 for name, rv in before.items() if after.get(name) != rv)
     row("Services whose resourceVersion changed", f"{changed:8d}   (must be 0)")
     seen.report_writes(written)
-    return ready
-
-
-async def latency(
-    controller: Controller, http: aiohttp.ClientSession, seen: Seen, count: int, pools: int
-) -> None:
-    """`count` creates at a steady RATE/s; create acknowledged -> satisfied seen in the watch."""
-    acked: dict[str, float] = {}
-    sent: dict[str, float] = {}
-
-    async def create(name: str, pool: int) -> None:
-        sent[name] = time.perf_counter()
-        await request(http, "POST", SVCS, service(name, pool))
-        acked[name] = time.perf_counter()
-
-    tasks = []
-    before = seen.writes()
-    began = time.perf_counter()
-    for i in range(count):  # on a fixed schedule: a slow acknowledgement does not delay the next
-        delay = began + i / RATE - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(create(f"lat{i:05d}", i % pools)))
-    await asyncio.gather(*tasks)
-    await until(
-        lambda: all(n in seen.satisfied for n in acked),
-        120,
-        "every latency Service satisfied",
-        controller.check,
-    )
-    from_ack = [1000 * (seen.satisfied[n] - acked[n]) for n in acked]
-    from_send = [1000 * (seen.satisfied[n] - sent[n]) for n in acked]
-    print(f"latency: {count} creates at {RATE}/s (achieved {count / (max(sent.values()) - began):.1f}/s)")
-    row(
-        "create acked -> ingress seen, p50 p99 max",
-        f"{pct(from_ack, 50):8.1f} {pct(from_ack, 99):7.1f} {max(from_ack):7.1f} ms",
-    )
-    row(
-        "create sent -> ingress seen, p50 p99 max",
-        f"{pct(from_send, 50):8.1f} {pct(from_send, 99):7.1f} {max(from_send):7.1f} ms",
-    )
-    seen.report_writes(before)
+    return ready, changed
 
 
 async def watch_all(http: aiohttp.ClientSession, seen: Seen) -> list[asyncio.Task[None]]:
@@ -308,7 +250,9 @@ async def watch_all(http: aiohttp.ClientSession, seen: Seen) -> list[asyncio.Tas
     return tasks
 
 
-async def run(services: int, pools: int, late: int) -> None:
+async def one_size(services: int, pools: int) -> dict[str, float]:
+    """Ceiling, cold start and restart with `services` Services, against a fresh server."""
+    print(f"== {services} Services, {pools} pools")
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
         server = Server(Path(tmp) / "api.db", Path(tmp) / "kubeconfig")
         await server.start()
@@ -321,25 +265,12 @@ async def run(services: int, pools: int, late: int) -> None:
                 patch_rate = await ceiling(http, server, services)
                 await bare_list(http, SVCS, "Services, none assigned")
                 watches = await watch_all(http, seen)
-                rate, writes = await cold_start(controller, server, http, seen, services)
+                cold = await cold_start(controller, server, http, seen, services)
                 print("ceiling, again:")
                 list_time, before = await bare_list(http, SVCS, "Services, all assigned")
                 await paged_list(http, SVCS, "Services")
-                ready = await restart(controller, http, seen, before)
-                await latency(controller, http, seen, late, pools)
-            print("summary:")
-            row(
-                "assignments/s / status PATCH ceiling",
-                f"{rate:.0f}/s / {patch_rate:.0f}/s = {rate / patch_rate:.2f}   (goal >= 0.5)",
-            )
-            row(
-                f"API writes/s ({writes:.1f} each) / PATCH ceiling",
-                f"{writes * rate:.0f}/s / {patch_rate:.0f}/s = {writes * rate / patch_rate:.2f}",
-            )
-            row(
-                "restart ready / bare list",
-                f"{ready:.2f} s / {list_time:.3f} s = {ready / list_time:.1f}   (goal <= 2)",
-            )
+                ready, changed = await restart(controller, http, seen, before)
+            return {**cold, "ceiling": patch_rate, "list": list_time, "ready": ready, "changed": changed}
         finally:
             for task in watches:
                 task.cancel()
@@ -348,7 +279,77 @@ async def run(services: int, pools: int, late: int) -> None:
                 await controller.stop()
             await server.stop()
             for line in controller.problems[:5]:
-                print(f"controller warning: {line}")
+                print(f"controller warning: {line[:300]}")
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def goal(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+async def run(sizes: list[int], pools: int, steady_count: int, blocks: int) -> None:
+    print(f"load average at the start: {loadavg()} ({os.cpu_count()} CPUs)")
+    began = time.perf_counter()
+    results = {n: await one_size(n, pools) for n in sizes}
+    scale: dict[str, float] = {}
+    if steady_count:
+        print(f"== steady rate, {steady_count} Services")
+        scale = await steady(steady_count)
+    big: dict[str, float] = {}
+    if blocks:
+        print(f"== a pool of {blocks} blocks")
+        big = await big_pool(blocks)
+    print(f"summary ({time.perf_counter() - began:.0f} s; load average now {loadavg()}):")
+    if scale:
+        steady_summary(steady_count, scale)
+    cold_summary(results)
+    if big:
+        row(f"pool of {blocks} blocks: first assignment", f"{big['first']:.2f} s")
+        row(
+            f"pool of {blocks} blocks: worst /healthz",
+            f"{big['health']:.1f} ms   (goal ~100 ms: {goal(big['health'] <= 100)})",
+        )
+
+
+def steady_summary(steady_count: int, scale: dict[str, float]) -> None:
+    row(
+        f"steady {steady_count} at 280/s: p50, p99",
+        f"{scale['p50']:.1f}, {scale['p99']:.1f} ms   (goal p99 <= 100 ms: {goal(scale['p99'] <= 100)})",
+    )
+    row(
+        "steady: controller peak RSS",
+        f"{scale['rss']:.0f} MB   (goal <= 600 MB: {goal(scale['rss'] <= 600)})",
+    )
+
+
+def cold_summary(results: dict[int, dict[str, float]]) -> None:
+    for n, r in results.items():
+        ratio = r["rate"] / r["ceiling"]
+        row(
+            f"cold {n}: assignments/s / PATCH ceiling",
+            f"{r['rate']:.0f}/s / {r['ceiling']:.0f}/s = {ratio:.2f}   (goal >= 0.6: {goal(ratio >= 0.6)})",
+        )
+        ratio = r["written"] / r["satisfied"]
+        row(
+            f"cold {n}: Events+annotations / satisfied",
+            f"{r['written']:.2f} s / {r['satisfied']:.2f} s = {ratio:.2f}"
+            f"   (goal <= 1.3: {goal(ratio <= 1.3)})",
+        )
+        writes = r["writes"] * r["rate"]
+        row(
+            f"cold {n}: API writes/s ({r['writes']:.1f} each) / ceiling",
+            f"{writes:.0f}/s / {r['ceiling']:.0f}/s = {writes / r['ceiling']:.2f}",
+        )
+    for n, r in results.items():
+        ratio = r["ready"] / r["list"]
+        row(f"restart {n}: Services changed", f"{r['changed']:.0f}   (must be 0: {goal(r['changed'] == 0)})")
+        row(
+            f"restart {n}: ready / bare list",
+            f"{r['ready']:.2f} s / {r['list']:.3f} s = {ratio:.1f}   (goal <= 2: {goal(ratio <= 2)})",
+        )
 
 
 def main() -> None:
@@ -356,14 +357,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--services", type=int, default=10_000, help="Services for the cold start and restart"
+        "--sizes",
+        default="10000,50000",
+        help="Services for the cold starts and restarts (comma list; '' none)",
     )
     parser.add_argument("--pools", type=int, default=50, help="pools the Services are spread over")
-    parser.add_argument("--latency-creates", type=int, default=1000, help=f"Services created at {RATE}/s")
-    parser.add_argument("--quick", action="store_true", help="1000 Services, 200 latency creates")
+    parser.add_argument("--steady", type=int, default=50_000, help="Services created at 280/s (0: none)")
+    parser.add_argument("--blocks", type=int, default=100_000, help="blocks of the big pool (0: none)")
+    parser.add_argument("--quick", action="store_true", help="sizes 1000,3000; 3000 steady; 20,000 blocks")
     args = parser.parse_args()
-    services, late = (1000, 200) if args.quick else (args.services, args.latency_creates)
-    asyncio.run(run(services, args.pools, late))
+    if args.quick:
+        args.sizes, args.steady, args.blocks = "1000,3000", 3000, 20_000
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    run_client(run(sizes, args.pools, args.steady, args.blocks))
 
 
 if __name__ == "__main__":

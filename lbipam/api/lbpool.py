@@ -210,8 +210,9 @@ class LoadBalancerIPPoolStatus(PoolStatus):
 
     blocks: str | None = Field(
         None,
-        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges), "
-        "for `kubectl get lbpool`: a printer column shows only the first item of a list.",
+        description="The blocks the pool serves from, comma-separated (CIDRs and start-stop ranges; "
+        "past 1000 blocks, the first 1000 and a count), for `kubectl get lbpool`: a printer column "
+        "shows only the first item of a list.",
     )
     accepted: AcceptedAddresses | None = Field(
         None,

@@ -2,7 +2,8 @@
 
 Owned by the core; used by the allocator, the pool validation and the pydantic models so that
 every part of lbipam agrees on what "192.0.2.0/24" or "198.51.100.10-198.51.100.20" means, and
-every error names the text at fault. Pure: no I/O.
+every error names the text at fault. `to_block` and `span` take what the allocator's callers pass
+(text, netaddr objects, Blocks). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -130,3 +131,37 @@ def find_overlap(blocks: list[Block]) -> tuple[Block, Block] | None:
         if left.overlaps(right):
             return left, right
     return None
+
+
+BlockSpec = str | Block | netaddr.IPNetwork | netaddr.IPRange
+PrefixSpec = str | netaddr.IPNetwork | netaddr.IPAddress
+
+
+def to_block(spec: BlockSpec) -> Block:
+    """A Block from a Block, a netaddr network or range, or text (see `parse_block`)."""
+    if isinstance(spec, Block):
+        return spec
+    if isinstance(spec, netaddr.IPNetwork):
+        if int(spec.ip) != int(spec.network):
+            raise AddressError(f"{spec} has host bits set; did you mean {spec.cidr}?")
+        return Block(int(spec.first), int(spec.last), spec.version, spec.prefixlen)
+    if isinstance(spec, netaddr.IPRange):
+        return Block(int(spec.first), int(spec.last), spec.version)
+    return parse_block(spec)
+
+
+def span(prefix: PrefixSpec) -> tuple[tuple[int, int], int]:
+    """((first address, version), last address) of an address or prefix."""
+    if isinstance(prefix, netaddr.IPAddress):
+        return (int(prefix), prefix.version), int(prefix)
+    if isinstance(prefix, netaddr.IPNetwork):
+        if int(prefix.ip) != int(prefix.network):
+            raise AddressError(f"{prefix} has host bits set")
+        return (int(prefix.first), prefix.version), int(prefix.last)
+    if not isinstance(prefix, str):
+        raise AddressError(f"{prefix!r} is not an address or prefix")
+    if "/" in prefix:
+        net = parse_cidr(prefix)
+        return (int(net.first), net.version), int(net.last)
+    address = parse_address(prefix)
+    return (int(address), address.version), int(address)

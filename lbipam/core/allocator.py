@@ -13,28 +13,23 @@ Addresses the allocator must never hand out are handled two ways:
 - "buggy" IPv4 units (holding an address that ends in .0 or .255) recur every 256 addresses, so
   they are the free map's "dead" units: a predicate, not holes.
 
+Released prefixes held back by the reuse delay are a `Quarantine`; what callers pass (text,
+netaddr objects) becomes integers through `addresses.to_block` and `addresses.span`.
+
 Pure: no clock (callers pass `now`), no I/O.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
 import itertools
 from collections.abc import Iterable, Iterator
 
 import netaddr
 
-from lbipam.core.addresses import (
-    BITS,
-    AddressError,
-    Block,
-    ip_version,
-    parse_address,
-    parse_block,
-    parse_cidr,
-)
+from lbipam.core.addresses import BITS, AddressError, Block, BlockSpec, PrefixSpec, ip_version, span, to_block
 from lbipam.core.freemap import FreeMap
+from lbipam.core.quarantine import Quarantine
 
 
 class AllocatorError(Exception):
@@ -60,8 +55,6 @@ class OutOfRange(AllocatorError):
 
 
 MESSAGE_BLOCKS = 8  # blocks named in a message before "and N more blocks"
-BlockSpec = str | Block | netaddr.IPNetwork | netaddr.IPRange
-PrefixSpec = str | netaddr.IPNetwork | netaddr.IPAddress
 
 
 class Allocator:
@@ -80,7 +73,7 @@ class Allocator:
         avoid_buggy: bool = False,
         reuse_delay: float = 0.0,
     ) -> None:
-        parsed = [_to_block(b) for b in blocks]
+        parsed = [to_block(b) for b in blocks]
         if not parsed:
             raise ValueError("an allocator needs at least one block")
         self.version = parsed[0].version
@@ -109,8 +102,7 @@ class Allocator:
         self._reserved: set[int] = set()
         self._free = FreeMap(buggy_period)
         self._owners: dict[int, str] = {}
-        self._quarantine: dict[int, tuple[float, str]] = {}  # unit -> (free again at, last owner)
-        self._expiries: list[tuple[float, int]] = []  # heap over _quarantine, lazily pruned
+        self._quarantine = Quarantine()  # released units the reuse delay holds back
         self._total = 0
         self.add_blocks(parsed)
 
@@ -137,8 +129,7 @@ class Allocator:
     @property
     def next_expiry(self) -> float | None:
         """When the earliest quarantined prefix becomes free again, or None."""
-        self._prune_expiries()
-        return self._expiries[0][0] if self._expiries else None
+        return self._quarantine.next_expiry()
 
     @property
     def blocks(self) -> list[Block]:
@@ -170,7 +161,7 @@ class Allocator:
         All or nothing, and O((n + k) log(n + k)) for k blocks added to n: a pool of 100,000
         single-address blocks builds in well under a second.
         """
-        new = sorted((_to_block(b) for b in blocks), key=lambda b: (b.first, b.last))
+        new = sorted((to_block(b) for b in blocks), key=lambda b: (b.first, b.last))
         for block in new:
             if block.version != self.version:
                 raise ValueError(f"block {block} is IPv{block.version}; this allocator is IPv{self.version}")
@@ -255,7 +246,7 @@ class Allocator:
                     f"until t={until:g} (reuse delay)",
                     owner=last_owner,
                 )
-            del self._quarantine[unit]
+            self._quarantine.end(unit)
         else:
             self._check_allocatable(unit)
             self._take(unit)
@@ -284,9 +275,7 @@ class Allocator:
         if owner is None:
             return None
         if self.reuse_delay > 0 and quarantine:
-            until = now + self.reuse_delay
-            self._quarantine[unit] = (until, owner)
-            heapq.heappush(self._expiries, (until, unit))
+            self._quarantine.hold(unit, now + self.reuse_delay, owner)
         else:
             self._free.add(unit, unit)
         return owner
@@ -302,7 +291,7 @@ class Allocator:
     def contains(self, prefix: PrefixSpec) -> bool:
         """Whether the address or prefix lies wholly inside one of this allocator's blocks."""
         try:
-            first, last = _span(prefix)
+            first, last = span(prefix)
         except AddressError:
             return False
         if first[1] != self.version:
@@ -317,7 +306,7 @@ class Allocator:
 
     def held_back(self) -> Iterator[tuple[netaddr.IPNetwork, float, str]]:
         """Every prefix the reuse delay holds: (prefix, free again at, last owner)."""
-        for unit, (until, owner) in sorted(self._quarantine.items()):
+        for unit, until, owner in self._quarantine.items():
             yield self._network(unit), until, owner
 
     def hold_back(self, prefix: PrefixSpec, until: float, owner: str) -> None:
@@ -327,8 +316,7 @@ class Allocator:
             raise AddressInUse(f"{self._network(unit)} is not free", owner=self._owners.get(unit))
         self._check_allocatable(unit)
         self._take(unit)
-        self._quarantine[unit] = (until, owner)
-        heapq.heappush(self._expiries, (until, unit))
+        self._quarantine.hold(unit, until, owner)
 
     def expire(self, now: float) -> None:
         """Return every prefix whose reuse delay ended by `now` to the free space."""
@@ -339,7 +327,7 @@ class Allocator:
         return netaddr.IPNetwork((unit << self._unit_bits, self.prefixlen), version=ip_version(self.version))
 
     def _unit_of(self, prefix: PrefixSpec, *, exact: bool) -> int:
-        (first, version), last = _span(prefix)
+        (first, version), last = span(prefix)
         if version != self.version:
             raise OutOfRange(f"{prefix} is IPv{version}; this pool hands out IPv{self.version}")
         size = 1 << self._unit_bits
@@ -371,50 +359,9 @@ class Allocator:
             raise AddressInUse(f"{self._network(unit)} is not free")
 
     def _expire(self, now: float) -> None:
-        while self._expiries and self._expiries[0][0] <= now:
-            until, unit = heapq.heappop(self._expiries)
-            held = self._quarantine.get(unit)
-            if held is not None and held[0] == until:
-                del self._quarantine[unit]
-                self._free.add(unit, unit)
-
-    def _prune_expiries(self) -> None:
-        while self._expiries:
-            until, unit = self._expiries[0]
-            held = self._quarantine.get(unit)
-            if held is not None and held[0] == until:
-                return
-            heapq.heappop(self._expiries)
+        for unit in self._quarantine.expire(now):
+            self._free.add(unit, unit)
 
     def __repr__(self) -> str:
         counts = f"used={self.used}, available={self.available}"
         return f"Allocator([{self.describe_blocks()}], /{self.prefixlen}, {counts})"
-
-
-def _to_block(spec: BlockSpec) -> Block:
-    if isinstance(spec, Block):
-        return spec
-    if isinstance(spec, netaddr.IPNetwork):
-        if int(spec.ip) != int(spec.network):
-            raise AddressError(f"{spec} has host bits set; did you mean {spec.cidr}?")
-        return Block(int(spec.first), int(spec.last), spec.version, spec.prefixlen)
-    if isinstance(spec, netaddr.IPRange):
-        return Block(int(spec.first), int(spec.last), spec.version)
-    return parse_block(spec)
-
-
-def _span(prefix: PrefixSpec) -> tuple[tuple[int, int], int]:
-    """((first address, version), last address) of an address or prefix."""
-    if isinstance(prefix, netaddr.IPAddress):
-        return (int(prefix), prefix.version), int(prefix)
-    if isinstance(prefix, netaddr.IPNetwork):
-        if int(prefix.ip) != int(prefix.network):
-            raise AddressError(f"{prefix} has host bits set")
-        return (int(prefix.first), prefix.version), int(prefix.last)
-    if not isinstance(prefix, str):
-        raise AddressError(f"{prefix!r} is not an address or prefix")
-    if "/" in prefix:
-        net = parse_cidr(prefix)
-        return (int(net.first), net.version), int(net.last)
-    address = parse_address(prefix)
-    return (int(address), address.version), int(address)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lbipam.controllers.lbipam.convert import pool_view, service_view
-from lbipam.controllers.lbipam.poolrecord import Clocks, accepted_status, held_status, read_held
+from lbipam.controllers.lbipam.poolrecord import Clocks, WireBlocks, accepted_status, held_status, read_held
 from lbipam.controllers.lbipam.writer import LBWriter
 from lbipam.controllers.loop import PlanningLoop
 from lbipam.controllers.viewcache import ViewCache
@@ -66,6 +66,7 @@ class LBController(PlanningLoop):
         self._views: dict[str, tuple[tuple[str, str], ServiceView]] = {}
         self._clocks = Clocks.now(clock)  # taken anew each time leading begins
         self._pool_views = ViewCache(pool_view)
+        self._wire = WireBlocks()  # each pool's blocks as its status writes them
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
         self.pools.add_handler(self.pool_changed)
@@ -103,6 +104,7 @@ class LBController(PlanningLoop):
         now = self.clock()
         pools = self.pools.list()
         planner.set_pools(self._pool_views.views(pools), now)
+        self._wire.prepare(planner.pools)
         ordered = sorted(
             self.services.list(), key=lambda s: (s["metadata"].get("creationTimestamp", ""), _key(s))
         )
@@ -120,6 +122,7 @@ class LBController(PlanningLoop):
 
     def set_pools(self, planner: LBPlanner) -> set[str]:
         planner.set_pools(self._pool_views.views(self.pools.list()), self.clock())
+        self._wire.prepare(planner.pools)  # here in the worker thread, not in pool_status on the loop
         return {_key(s) for s in self.services.list()}
 
     def plan(self, planner: LBPlanner, writer: LBWriter, key: str, now: float) -> None:
@@ -138,10 +141,10 @@ class LBController(PlanningLoop):
         state = planner.pools[name]
         # `blocks`: what the pool serves from, one string for `kubectl get lbpool`'s column;
         # `accepted` and `heldBack`: what the next leader reads back (poolrecord).
-        served = ", ".join(str(block) for block in state.accepted.blocks) if state.accepted else ""
+        served, wire = self._wire.get(name, state.accepted.blocks) if state.accepted else ("", None)
         extra = {
             "blocks": served,
-            "accepted": accepted_status(state),
+            "accepted": accepted_status(state, wire),
             "heldBack": held_status(planner.record.listing(name), self._clocks),
         }
         return replace(pool_status(state), extra=extra)

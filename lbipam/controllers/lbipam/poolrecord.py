@@ -3,6 +3,8 @@
 - `status.accepted`: the address spec the pool serves from (blocks, allowFirstLastIPs,
   avoidBuggyIPs, and the generation it was accepted at). While the spec is invalid, a restarted
   controller, a new leader and the speakers serve from it, so an invalid edit changes nothing.
+- `status.blocks` (`served_text`): the blocks for `kubectl get lbpool`, at most
+  MAX_BLOCKS_LISTED of them; `WireBlocks` makes it and the accepted blocks once per spec.
 - `status.heldBack`: released addresses the reuse delay still holds back (`lbipam.core.lbreuse`
   decides what each pool lists), with wall-clock end times: a restarted controller or a new leader
   holds them back too. The planner runs on a monotonic clock; `Clocks` converts with one offset
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +58,9 @@ class Clocks:
 
 
 # ---- status.accepted --------------------------------------------------------------------------
+MAX_BLOCKS_LISTED = 1000  # blocks `status.blocks` names before "and N more blocks"
+
+
 def _wire_block(block: Block) -> dict[str, str]:
     if block.prefixlen is not None:
         return {"cidr": str(block)}
@@ -64,13 +69,47 @@ def _wire_block(block: Block) -> dict[str, str]:
     return {"start": str(start), "stop": str(stop)}
 
 
-def accepted_status(state: PoolState) -> dict[str, Any] | None:
-    """`status.accepted` of a pool (None: it serves from nothing)."""
+def served_text(blocks: Sequence[Block]) -> str:
+    """`status.blocks`: the blocks for `kubectl get lbpool`, comma-separated; past
+    MAX_BLOCKS_LISTED, the first ones and a count (the status of a pool of 100,000 blocks would
+    not fit in a request otherwise)."""
+    shown = ", ".join(str(b) for b in blocks[:MAX_BLOCKS_LISTED])
+    more = len(blocks) - MAX_BLOCKS_LISTED
+    return f"{shown} and {more} more blocks" if more > 0 else shown
+
+
+class WireBlocks:
+    """Each pool's `status.blocks` text and `status.accepted.blocks` list, made once per accepted
+    spec: for a pool of 100,000 blocks that takes a second, so the controller makes them in the
+    worker thread when it sets the pools (`prepare`), and every status write reuses them."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[tuple[Block, ...], str, list[dict[str, str]]]] = {}
+
+    def prepare(self, pools: Mapping[str, PoolState]) -> None:
+        for name in self._made.keys() - pools.keys():
+            del self._made[name]
+        for name, state in pools.items():
+            if state.accepted is not None:
+                self.get(name, state.accepted.blocks)
+
+    def get(self, name: str, blocks: tuple[Block, ...]) -> tuple[str, list[dict[str, str]]]:
+        """(status.blocks, status.accepted.blocks) of the pool `name` serving from `blocks`."""
+        made = self._made.get(name)
+        if made is None or made[0] is not blocks:
+            made = (blocks, served_text(blocks), [_wire_block(b) for b in blocks])
+            self._made[name] = made
+        return made[1], made[2]
+
+
+def accepted_status(state: PoolState, wire: list[dict[str, str]] | None = None) -> dict[str, Any] | None:
+    """`status.accepted` of a pool (None: it serves from nothing); `wire`: its blocks written
+    out already (`WireBlocks`)."""
     accepted = state.accepted
     if accepted is None:
         return None
     out: dict[str, Any] = {
-        "blocks": [_wire_block(b) for b in accepted.blocks],
+        "blocks": wire if wire is not None else [_wire_block(b) for b in accepted.blocks],
         "allowFirstLastIPs": accepted.allow_first_last,
         "avoidBuggyIPs": accepted.avoid_buggy,
     }
