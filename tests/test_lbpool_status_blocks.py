@@ -1,19 +1,23 @@
 """A pool's `status.blocks` (the `kubectl get lbpool` column) and `status.accepted.blocks`: every
 block up to 1000, then the first 1000 and a count in the column, every block in `accepted` (what
-the next leader serves from). `WireBlocks` writes them out once per accepted spec. Unit tests of
+the next leader serves from). `WireBlocks` writes them out once per accepted spec, and a status
+write leaves out what the status carries already. Unit tests of
 the pure helpers, then one pool of 1500 blocks end to end on the embedded API server."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from lbipam.controllers.lanes import pool_fragment
 from lbipam.controllers.lbipam.poolrecord import MAX_BLOCKS_LISTED, WireBlocks, served_text
 from lbipam.core.addresses import Block, parse_block
 from lbipam.core.lbpools import PoolState
 from lbipam.core.lbviews import PoolView
+from lbipam.core.poolstatus import PoolStatusPlan
 from tests.lbipam_harness import Api, Running, api_for, controller, ingress, pool, service
 
 
@@ -50,6 +54,21 @@ def test_wire_blocks_are_made_once_per_accepted_spec_and_dropped_with_the_pool()
     assert wire.get("p", edited)[1][-1] == {"start": "192.0.2.8", "stop": "192.0.2.9"}
     wire.prepare({})
     assert wire.get("p", first)[1] is not listed  # the pool went: made anew when it comes back
+
+
+def test_a_status_write_leaves_out_the_extra_fields_the_status_carries_already() -> None:
+    accepted = {"blocks": [{"cidr": "10.0.0.0/32"}], "allowFirstLastIPs": False, "avoidBuggyIPs": False}
+    counts = {"ipv4": {"total": "1", "used": "1", "available": "0"}}
+    plan = PoolStatusPlan(
+        "p", 1, (), counts, {"blocks": "10.0.0.0/32", "accepted": accepted, "heldBack": None}
+    )
+    status = {"blocks": "10.0.0.0/32", "accepted": dict(accepted), "heldBack": {"addresses": []}}
+    fragment = pool_fragment(plan, {"status": status}, datetime.now(UTC))
+    assert "blocks" not in fragment
+    assert "accepted" not in fragment
+    assert fragment["heldBack"] is None  # a change (here: cleared) is written
+    assert fragment["ipv4"] == counts["ipv4"]
+    assert pool_fragment(plan, {}, datetime.now(UTC))["accepted"] == accepted  # a first write: all of it
 
 
 @pytest.fixture
