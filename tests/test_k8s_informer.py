@@ -1,6 +1,6 @@
 """Informer against the embedded API server: the cache converges, handlers see every change,
-dropped watches resume without a relist, compaction forces a relist that synthesizes DELETED,
-and injected server errors only delay it."""
+cached objects carry no managedFields, dropped watches resume without a relist, compaction forces
+a relist that synthesizes DELETED, and injected server errors only delay it."""
 
 from __future__ import annotations
 
@@ -92,6 +92,25 @@ async def test_the_cache_converges_and_handlers_see_every_change(kube: Kube) -> 
         assert current["metadata"]["labels"] == {"v": "2"}
         assert informer.get("default", "s2") is None
         assert informer.lists == 1
+    finally:
+        await stop(task)
+
+
+async def test_cached_objects_carry_no_managed_fields(kube: Kube) -> None:
+    """The server keeps them (a merge patch from the cache leaves them be); the cache drops them,
+    from the list and from the watch alike."""
+    await kube.create(SECRETS, secret("listed"))
+    informer = Informer(kube, SECRETS, namespace="default")
+    seen: list[dict[str, Any]] = []
+    informer.add_handler(lambda event_type, new, old: seen.append(new))
+    task = await running(informer)
+    try:
+        await kube.create(SECRETS, secret("watched"))
+        await kube.patch(SECRETS, "listed", {"metadata": {"labels": {"v": "2"}}}, namespace="default")
+        await eventually(lambda: len(seen) == 3, timeout=10)
+        assert all("managedFields" not in obj["metadata"] for obj in seen + informer.list())
+        on_server = await kube.get(SECRETS, "listed", namespace="default")
+        assert on_server["metadata"]["managedFields"]
     finally:
         await stop(task)
 
