@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ from lbipam.controllers.app import ControllerApp, LeaderOptions
 from lbipam.controllers.bgpstatus.controller import BGPStatusOptions
 from lbipam.controllers.lbipam.controller import LBOptions
 from lbipam.k8s.client import connect
-from lbipam.k8s.events import CONTROLLER
-from lbipam.k8s.resources import BGPADVERTISEMENTS, BGPPEERS, EVENTS, NAMESPACES, NODES, SECRETS, Resource
+from lbipam.k8s.resources import BGPADVERTISEMENTS, BGPPEERS, NAMESPACES, NODES, SECRETS
+from tests.bgp_ready_harness import next_second, reaches, ready, warnings
 from tests.controller_harness import Running, until
 from tests.helpers import eventually
 from tests.speaker_harness import Cluster, bgp_advertisement, bgp_peer, cluster, secret
@@ -58,45 +57,6 @@ async def controller(kubeconfig: Path, leader: LeaderOptions | None = None) -> A
 async def client(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Cluster]:
     async with cluster(kubeconfig) as c:
         yield c
-
-
-async def ready(client: Cluster, res: Resource, name: str) -> Obj | None:
-    obj = await client.kube.get(res, name)
-    found = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
-    return {**found[0], "generation": obj["metadata"].get("generation")} if found else None
-
-
-async def reaches(client: Cluster, res: Resource, name: str, status: str, reason: str, says: str = "") -> Obj:
-    """The Ready condition of `name` once it has `status` and `reason` (and a message with `says`),
-    judged from the current spec."""
-
-    async def check() -> Obj | None:
-        got = await ready(client, res, name)
-        if got is None or (got["status"], got["reason"]) != (status, reason):
-            return None
-        if got.get("observedGeneration") != got["generation"]:
-            return None  # judged from an older spec
-        return got if says in got["message"] else None
-
-    return await until(check, timeout=20)
-
-
-async def warnings(client: Cluster, name: str) -> list[tuple[str, str]]:
-    """(reason, note) of the controller's Warning Events about cluster-scoped object `name`."""
-    items = (await client.kube.list_all(EVENTS, namespace="default")).items
-    return sorted(
-        (e["reason"], e["note"])
-        for e in items
-        if e.get("reportingController") == CONTROLLER
-        and e.get("type") == "Warning"
-        and (e.get("regarding") or {}).get("name") == name
-    )
-
-
-async def next_second(client: Cluster) -> None:
-    """Wait until objects created now get a later creationTimestamp (seconds) than before."""
-    start = int(time.time())
-    await eventually(lambda: int(time.time()) > start, timeout=3)
 
 
 async def test_a_peer_is_ready_an_invalid_spec_is_not_and_says_why(client: Cluster, kubeconfig: Path) -> None:
@@ -163,7 +123,7 @@ async def test_of_two_peers_toward_one_address_the_older_keeps_it(client: Cluste
     async with controller(kubeconfig):
         await client.apply(bgp_peer("z-old", "192.0.2.1", 179))
         await reaches(client, BGPPEERS, "z-old", "True", "Valid")
-        await next_second(client)
+        await next_second()
         await client.apply(bgp_peer("a-new", "192.0.2.1", 179))
         lost = await reaches(client, BGPPEERS, "a-new", "False", "AddressInUse")
         assert lost["message"] == (
