@@ -116,6 +116,34 @@ def test_disjoint_node_selectors_toward_one_router_are_no_conflict() -> None:
     assert {n: v[1] for n, v in got.items()} == {"a": "Valid", "b": "Valid"}
 
 
+def test_two_sessions_from_different_local_addresses_are_no_conflict() -> None:
+    """The router sees two neighbours; without a sourceAddress the kernel picks one: a clash."""
+    a, b = (
+        peer("a", sourceAddress="192.0.2.21"),
+        peer("b", "2026-01-02T00:00:00Z", sourceAddress="192.0.2.22"),
+    )
+    assert {n: v[1] for n, v in verdicts([a, b]).items()} == {"a": "Valid", "b": "Valid"}
+    c = peer("c", "2026-01-03T00:00:00Z")
+    assert {n: v[1] for n, v in verdicts([a, b, c]).items()} == {
+        "a": "Valid",
+        "b": "Valid",
+        "c": "AddressInUse",
+    }
+    same = peer("d", "2026-01-04T00:00:00Z", sourceAddress="192.0.2.21")
+    assert "older BGPPeer a on" in verdicts([a, b, same])["d"][2]
+
+
+def test_an_older_peer_without_a_source_address_clashes_with_every_newer_one() -> None:
+    """Oldest without a sourceAddress keeps it; the two with different sources both lose to it."""
+    a = peer("a")
+    b, c = (
+        peer(n, f"2026-01-0{i}T00:00:00Z", sourceAddress=f"192.0.2.2{i}") for i, n in ((2, "b"), (3, "c"))
+    )
+    got = verdicts([a, b, c])
+    assert {n: v[1] for n, v in got.items()} == {"a": "Valid", "b": "AddressInUse", "c": "AddressInUse"}
+    assert "older BGPPeer a on" in got["c"][2]
+
+
 def test_selectors_that_overlap_on_no_existing_node_are_no_conflict() -> None:
     got = judge_peers([peer("a", nodeSelector=rack("r3")), peer("b")], NODES, {})
     assert all(v.ready for v in got.values())

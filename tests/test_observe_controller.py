@@ -169,6 +169,7 @@ async def test_health_and_readiness(kubeconfig: Path, api: PCApi) -> None:
         o.run()
         await eventually(lambda: o.app.podcidr is not None and o.app.podcidr.ready.is_set())
         await eventually(o.app.lb.ready.is_set)
+        await eventually(o.app.bgp.ready.is_set)  # the BGP Ready conditions written once too
         assert await status(url, "/readyz") == 200
         assert await status(url, "/healthz") == 200
         assert await status(url, "/nothing") == 404
@@ -328,7 +329,7 @@ async def test_standby_and_handover(kubeconfig: Path, api: PCApi) -> None:
         two.run("two")
         await eventually(lambda: one.app.leading or two.app.leading)
         leader, standby = (one, two) if one.app.leading else (two, one)
-        await eventually(lambda: leader.app.lb.quiet() and standby.app.ready())
+        await eventually(lambda: leader.app.lb.quiet() and leader.app.bgp.quiet() and standby.app.ready())
         assert await status(standby.server.url, "/readyz") == 200
         assert await status(leader.server.url, "/readyz") == 200
         theirs, mine = await leader.scrape(), await standby.scrape()

@@ -11,7 +11,10 @@ before and after any restart, opens the same session toward a contested address.
   first read): the TCP MD5 password's Secret. Messages give a password's length, never its text.
 - AddressInUse: of the valid BGPPeers one node would open toward one peerAddress, the older
   (creationTimestamp, then name) keeps it. Peers whose nodeSelectors share no node (one per node,
-  as MetalLB users write them) are no conflict. A peer that loses on any node is not Ready.
+  as MetalLB users write them) are no conflict, nor are two that name different sourceAddresses
+  (the router sees two sessions; without a sourceAddress the kernel picks one, so that clashes
+  with any). Seniority decides greedily: a peer loses to the oldest peer it clashes with that
+  keeps the address on that node. A peer that loses on any node is not Ready.
 - PeerNotFound (BGPAdvertisement): a name in `peers` that no BGPPeer has.
 """
 
@@ -155,6 +158,12 @@ class Contender:
     age: tuple[str, str]
     address: str  # canonical
     selector: Selector
+    source: str | None = None  # canonical sourceAddress
+
+    def clashes(self, other: Contender) -> bool:
+        """One session to the router: one peer address, and one local address (or either unset)."""
+        same_source = self.source is None or other.source is None or self.source == other.source
+        return self.address == other.address and same_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,16 +193,17 @@ def contender(obj: Obj, spec: BGPPeerSpec | None = None) -> Contender | None:
         spec = peer_spec(obj)[0]
     if spec is None:
         return None
-    return Contender(
-        _name(obj), age(obj), str(parse_address(spec.peer_address)), compiled(spec.node_selector)
-    )
+    source = str(parse_address(spec.source_address)) if spec.source_address else None
+    address = str(parse_address(spec.peer_address))
+    return Contender(_name(obj), age(obj), address, compiled(spec.node_selector), source)
 
 
 def address_losses(
     contenders: Iterable[Contender], nodes: Iterable[tuple[str, Mapping[str, str]]]
 ) -> dict[str, Loss]:
     """The peers that some node in `nodes` (name, labels) would open toward an address an older
-    peer it also opens holds; by peer name. The speaker passes its own node only."""
+    peer it also opens keeps (from the same local address); by peer name. The speaker passes its
+    own node only."""
     groups: dict[str, list[Contender]] = {}
     for c in contenders:
         groups.setdefault(c.address, []).append(c)
@@ -203,10 +213,16 @@ def address_losses(
     lost: dict[str, tuple[str, set[str], set[str]]] = {}  # name -> (address, keepers, nodes)
     for node, labels in nodes:
         for group in contested:
-            opened = [c for c in group if c.selector.matches(labels)]
-            for loser in opened[1:]:
-                entry = lost.setdefault(loser.name, (loser.address, set(), set()))
-                entry[1].add(opened[0].name)
+            kept: list[Contender] = []
+            for c in group:
+                if not c.selector.matches(labels):
+                    continue
+                keeper = next((k for k in kept if k.clashes(c)), None)
+                if keeper is None:
+                    kept.append(c)
+                    continue
+                entry = lost.setdefault(c.name, (c.address, set(), set()))
+                entry[1].add(keeper.name)
                 entry[2].add(node)
     return {
         name: Loss(address, tuple(sorted(keepers)), tuple(sorted(where)))
