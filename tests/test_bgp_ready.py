@@ -9,7 +9,8 @@ the embedded API server (HTTPS, token) and the real controller (`ControllerApp`)
   AddressInUse naming it; the keeper deleted, the other takes over; per-node peers with disjoint
   nodeSelectors are no conflict until a Node label makes one node open both;
 - a BGPAdvertisement naming a peer that does not exist is PeerNotFound until the peer exists;
-- nothing is written when nothing changed; a standby writes nothing.
+- nothing is written when nothing changed; a standby writes nothing;
+- `kubectl get bgppeers` / `bgpadvertisements` show READY first.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.bgp_ready_harness import next_second, reaches, ready, warnings
 from tests.controller_harness import Running, until
 from tests.helpers import eventually
 from tests.speaker_harness import Cluster, bgp_advertisement, bgp_peer, cluster, secret
+from tests.test_printer_columns import kubectl_get
 
 Obj = dict[str, Any]
 NS = "lbipam-system"
@@ -214,3 +216,16 @@ async def test_a_standby_writes_no_condition(client: Cluster, kubeconfig: Path) 
             await eventually(first.app.bgp.quiet, timeout=20)
             assert not second.app.leading
             assert second.app.bgp.work_done() == (0, 0)
+
+
+@pytest.mark.e2e
+async def test_kubectl_get_shows_ready_first(client: Cluster, kubeconfig: Path, tmp_path: Path) -> None:
+    """The stock kubectl: READY is the first column after NAME, as the controller wrote it."""
+    async with controller(kubeconfig):
+        await client.apply(bgp_peer("tor", "192.0.2.1", 179), bgp_advertisement("to-x", peers=["x"]))
+        await reaches(client, BGPPEERS, "tor", "True", "Valid")
+        await reaches(client, BGPADVERTISEMENTS, "to-x", "False", "PeerNotFound")
+        peers = await kubectl_get(kubeconfig, tmp_path, "bgppeers")
+        ads = await kubectl_get(kubeconfig, tmp_path, "bgpadvertisements")
+    assert [list(row)[:2] for row in (*peers, *ads)] == [["NAME", "READY"]] * 2
+    assert [(r["NAME"], r["READY"]) for r in (*peers, *ads)] == [("tor", "True"), ("to-x", "False")]

@@ -141,13 +141,20 @@ class BGPStatusController:
                 self._wake.clear()
                 self._idle.clear()
                 try:
-                    if await self._round():
-                        backoff.reset()
-                        self.ready.set()
-                    else:
-                        loop.call_later(backoff.next(), self._wake.set)
+                    done = await self._round()
+                except KubeError as err:  # a Secret read that failed for good: judge again later
+                    _log.warning("BGP status round failed", error=str(err))
+                    done = False
+                except Exception:  # a bug must not end the controller: log, retry later
+                    _log.exception("BGP status round failed")
+                    done = False
                 finally:
                     self._idle.set()
+                if done:
+                    backoff.reset()
+                    self.ready.set()
+                else:
+                    loop.call_later(backoff.next(), self._wake.set)
         finally:
             refresh.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,6 +190,8 @@ class BGPStatusController:
             ),
         ]
         informers = {BGPPEERS: self.peers, BGPADVERTISEMENTS: self.advertisements}
+        judged_keys = {(res.plural, name) for res, judged in verdicts for name in judged}
+        self._written = {k: v for k, v in self._written.items() if k in judged_keys}
         ok = not self.secrets.stale  # a Secret read failed for now: judge again later
         for resource, judged in verdicts:
             for name, verdict in sorted(judged.items()):
