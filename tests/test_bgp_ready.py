@@ -144,7 +144,7 @@ async def test_per_node_peers_toward_one_router_are_no_conflict(client: Cluster,
     await client.node("n1", labels={"rack": "r1"}, ipv4="192.0.2.11")
     await client.node("n2", labels={"rack": "r2"}, ipv4="192.0.2.12")
     r1, r2 = ({"matchLabels": {"rack": r}} for r in ("r1", "r2"))
-    async with controller(kubeconfig):
+    async with controller(kubeconfig) as running:
         await client.apply(bgp_peer("tor-n1", "192.0.2.1", 179, nodeSelector=r1))
         await client.apply(bgp_peer("tor-n2", "192.0.2.1", 179, nodeSelector=r2))
         for name in ("tor-n1", "tor-n2"):
@@ -176,6 +176,19 @@ async def test_per_node_peers_toward_one_router_are_no_conflict(client: Cluster,
             client, BGPPEERS, "tor-n2", "False", "AddressInUse", "older BGPPeer tor-n1 on nodes n1, n2,"
         )
         assert (await ready(client, BGPPEERS, "tor-n1") or {}).get("status") == "True"
+        # Its Node cache keeps what the contest reads, not whole Nodes.
+        cached = {n["metadata"]["name"]: n for n in running.app.bgp.nodes.list()}
+        assert cached["n1"] == {
+            "metadata": {k: cached["n1"]["metadata"][k] for k in cached["n1"]["metadata"]}
+        }
+        assert set(cached["n1"]["metadata"]) <= {
+            "name",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "labels",
+        }
+        assert cached["n1"]["metadata"]["labels"] == {"rack": "r3"}
 
 
 async def test_an_advertisement_naming_no_peer_is_peer_not_found(client: Cluster, kubeconfig: Path) -> None:

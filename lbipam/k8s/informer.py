@@ -51,8 +51,10 @@ class Informer:
         page_size: int = 500,
         watch_timeout: int = 300,
         backoff: Backoff | None = None,
+        trim: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.kube = kube
+        self.trim = trim  # keeps only what the handlers read (e.g. a Node's labels), to save memory
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -133,7 +135,7 @@ class Informer:
         )
         fresh: dict[Key, Obj] = {}
         for obj in listing.items:
-            fresh[object_key(obj)] = obj
+            fresh[object_key(obj)] = self.trim(obj) if self.trim is not None else obj
         old, self._cache = self._cache, fresh
         self.resource_version = listing.resource_version
         self.lists += 1
@@ -175,6 +177,8 @@ class Informer:
             self.resource_version = rv or self.resource_version
             return
         key = object_key(obj)
+        if self.trim is not None:
+            obj = self.trim(obj)
         if event_type not in ("ADDED", "MODIFIED", "DELETED") or not key[1]:
             self._log.warning("skipping bad watch event", type=event_type, object=str(obj)[:200])
             return

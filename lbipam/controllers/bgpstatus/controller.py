@@ -1,7 +1,7 @@
 """The BGP status controller: the `Ready` condition of every BGPPeer and BGPAdvertisement.
 
-Watches BGPPeers, BGPAdvertisements and Nodes (their labels: the peerAddress contest is per node;
-the PodCIDR controller's Node informer is shared when it runs), and reads the peers' MD5 Secrets
+Watches BGPPeers, BGPAdvertisements and Nodes (their labels only: the peerAddress contest is per
+node; the PodCIDR controller's Node informer is shared when it runs), and reads the peers' MD5 Secrets
 by name (`lbipam.k8s.secrets`: RBAC `get` only) when a peer changes and every `secret_refresh`
 seconds. While it leads, each round judges every object anew with `lbipam.core.bgpcheck` (the
 speaker opens sessions by the same code) and writes, through the status subresource, only the
@@ -46,6 +46,13 @@ def _meta(obj: Obj | None) -> Obj:
     return (obj or {}).get("metadata") or {}
 
 
+def labels_only(node: Obj) -> Obj:
+    """What the contest reads of a Node (its name and labels), all a cache of 5,000 Nodes keeps."""
+    meta = _meta(node)
+    kept = ("name", "uid", "resourceVersion", "creationTimestamp", "labels")
+    return {"metadata": {k: meta[k] for k in kept if k in meta}}
+
+
 def _newer(cached: Obj | None, written: Obj | None) -> Obj | None:
     """The later of the cached copy and the answer to our last write (the watch may lag)."""
     if cached is None or written is None or _meta(cached).get("uid") != _meta(written).get("uid"):
@@ -75,7 +82,7 @@ class BGPStatusController:
         self.peers = Informer(kube, BGPPEERS)
         self.advertisements = Informer(kube, BGPADVERTISEMENTS)
         self._own_nodes = nodes is None
-        self.nodes = nodes if nodes is not None else Informer(kube, NODES)
+        self.nodes = nodes if nodes is not None else Informer(kube, NODES, trim=labels_only)
         self.secrets = Secrets(kube)
         self.ready = asyncio.Event()  # set once a round after leading began wrote everything
         self.leading = False
