@@ -199,9 +199,18 @@ class BGPStatusController:
         informers = {BGPPEERS: self.peers, BGPADVERTISEMENTS: self.advertisements}
         judged_keys = {(res.plural, name) for res, judged in verdicts for name in judged}
         self._written = {k: v for k, v in self._written.items() if k in judged_keys}
-        ok = not self.secrets.stale  # a Secret read failed for now: judge again later
+        # A Secret whose read failed for now (429, 5xx, no connection): its peers are judged again
+        # later, not turned False (with an Event) for a moment.
+        unsure = {
+            str(_meta(obj).get("name"))
+            for obj in peers
+            if (ref := secret_ref(obj)) is not None and ref.where in self.secrets.stale
+        }
+        ok = not unsure
         for resource, judged in verdicts:
             for name, verdict in sorted(judged.items()):
+                if resource is BGPPEERS and name in unsure:
+                    continue
                 ok = await self._write(resource, informers[resource], name, verdict) and ok
         return ok
 
