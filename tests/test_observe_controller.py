@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
@@ -29,7 +28,7 @@ from lbipam.observe.metrics import controller_registry
 from lbipam.observe.server import ObserveServer
 from tests.controller_harness import Running, settled_read, until
 from tests.helpers import eventually
-from tests.lbipam_harness import pool, service
+from tests.lbipam_harness import candidate, pool, service
 from tests.podcidr_harness import PCApi, node, pcpool
 
 Obj = dict[str, Any]
@@ -105,15 +104,6 @@ async def observed(kubeconfig: Path, leader: LeaderOptions, podcidr: str = "node
             await o.running.stop()  # closes the client too
         else:
             await kube.close()
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    kube = await connect(str(kubeconfig))
-    try:
-        yield PCApi(kube)
-    finally:
-        await kube.close()
 
 
 async def settle(app: ControllerApp, api: PCApi) -> None:
@@ -304,17 +294,6 @@ async def test_counts_survive_a_new_leadership_term(kubeconfig: Path, api: PCApi
 async def _has_ingress(api: PCApi, name: str) -> bool:
     obj = await api.svc(name)
     return bool(((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
-
-
-def candidate(identity: str) -> LeaderOptions:
-    return LeaderOptions(
-        identity=identity,
-        lease_name="lbipam-controller",
-        lease_namespace="default",
-        lease_duration=2.0,
-        renew_deadline=1.5,
-        retry_period=0.3,
-    )
 
 
 async def test_standby_and_handover(kubeconfig: Path, api: PCApi) -> None:
