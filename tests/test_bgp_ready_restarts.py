@@ -22,10 +22,9 @@ from tests.bgp_ready_harness import next_second, reaches, ready, warnings
 from tests.bgplab import PORT, Bird, have
 from tests.controller_harness import until
 from tests.lbipam_harness import pool, service
-from tests.process_harness import controller_process
+from tests.process_harness import SpeakerProcess, controller_process
 from tests.speaker_harness import (
     Cluster,
-    SpeakerProcess,
     addresses,
     bgp_advertisement,
     bgp_peer,
