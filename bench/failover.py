@@ -104,14 +104,20 @@ async def _hops(the_lab: Lab, address: str, count: int) -> bool:
     return len(await the_lab.router.next_hops(f"{address}/32")) == count
 
 
+async def _traffic(the_lab: Lab, address: str, bfd: bool, warm_up: float) -> Traffic:
+    """Once the lab is ready, requests to `address` running for `warm_up` seconds."""
+    await _ready(the_lab, address, bfd)
+    traffic = Traffic(the_lab, address)
+    traffic.start()
+    await asyncio.sleep(warm_up)
+    return traffic
+
+
 async def node_death(the_lab: Lab, address: str, bfd: bool, runs: int) -> list[tuple[float, float, int]]:
     """(router withdrew, client recovered, failed requests) per run."""
     results = []
     for _ in range(runs):
-        await _ready(the_lab, address, bfd)
-        traffic = Traffic(the_lab, address)
-        traffic.start()
-        await asyncio.sleep(1.0)
+        traffic = await _traffic(the_lab, address, bfd, 1.0)
         victim = the_lab.nodes[-1]
         died = time.monotonic()
         await the_lab.kill_node(victim)
@@ -132,10 +138,7 @@ async def node_death(the_lab: Lab, address: str, bfd: bool, runs: int) -> list[t
 async def rollout(the_lab: Lab, address: str, bfd: bool, runs: int) -> list[int]:
     failures = []
     for _ in range(runs):
-        await _ready(the_lab, address, bfd)
-        traffic = Traffic(the_lab, address)
-        traffic.start()
-        await asyncio.sleep(0.5)
+        traffic = await _traffic(the_lab, address, bfd, 0.5)
         began = time.monotonic()
         await the_lab.rollout(the_lab.nodes[0])
         await _ready(the_lab, address, bfd)

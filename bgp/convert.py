@@ -5,13 +5,12 @@ BGPPeer -> PeerView (the TCP-MD5 password resolved from its Secret, the router I
 the node), BGPAdvertisement -> AdvertisementView, Service + its EndpointSlices -> AnnouncedService,
 LoadBalancerIPPool and PodCIDRPool -> PoolInfo, Node -> NodeInfo. What cannot be used becomes a
 `Problem` (an Event reason and a message naming the field); the view then carries the messages in
-`problems`, and the planner leaves it out. Called by `bgp.speaker`; pure, no I/O.
+`problems`, and the planner leaves it out. The Secret checks are `lbipam.core.bgpcheck`'s, which
+the controller judges the same peers with (their Ready condition). Called by `bgp.speaker`; pure.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +26,13 @@ from lbipam.api import (
     compiled,
     describe_errors,
 )
-from lbipam.api.common import check_safe
 from lbipam.api.podcidrpool import AcceptedFamilies, PodCIDRPoolSpec
 from lbipam.core.addresses import AddressError, Block, parse_address, parse_cidr
+from lbipam.core.bgpcheck import SecretRead, check_password, secret_ref
 from lbipam.core.lbviews import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, LB_CLASS
 
 Obj = Mapping[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # EndpointSlice -> its Service
-MAX_MD5_KEY = 80  # bytes: TCP_MD5SIG_MAXKEYLEN of Linux (and RFC 2385 practice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +43,6 @@ class Problem:
     name: str
     reason: str  # the Event reason, e.g. "SecretNotFound"
     message: str  # names the field at fault
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRef:
-    namespace: str
-    name: str
-    key: str = "password"
-
-    @property
-    def where(self) -> tuple[str, str]:
-        """(namespace, name): what is read from the API (the key is picked from its data)."""
-        return self.namespace, self.name
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRead:
-    """The outcome of the last GET of a Secret: its `data` (base64 values) or why there is none."""
-
-    data: Mapping[str, str] | None = None
-    missing: bool = False  # 404
-    error: str = ""  # anything else (403, ...)
 
 
 def _meta(obj: Obj) -> Obj:
@@ -121,48 +95,6 @@ def node_info(obj: Obj) -> NodeInfo:
 
 
 # ---- BGPPeer ------------------------------------------------------------------------------------
-def secret_ref(obj: Obj) -> SecretRef | None:
-    """The Secret a BGPPeer's password lives in, as written (None when there is none or it is
-    malformed: the peer's validation reports that)."""
-    ref = (obj.get("spec") or {}).get("passwordSecretRef")
-    if not isinstance(ref, Mapping) or not ref.get("namespace") or not ref.get("name"):
-        return None
-    return SecretRef(str(ref["namespace"]), str(ref["name"]), str(ref.get("key") or "password"))
-
-
-def _password(ref: SecretRef, read: SecretRead | None) -> tuple[str | None, tuple[str, str] | None]:
-    """(password, None) or (None, (reason, message))."""
-    field = "spec.passwordSecretRef"
-    if read is None:
-        return None, ("SecretNotRead", f"{field}: Secret {ref} has not been read yet")
-    if read.missing:
-        return None, ("SecretNotFound", f"{field}: Secret {ref} not found")
-    if read.data is None:
-        return None, ("SecretUnreadable", f"{field}: Secret {ref} could not be read: {read.error}")
-    if ref.key not in read.data:
-        keys = ", ".join(sorted(read.data)) or "none"
-        return None, (
-            "SecretKeyMissing",
-            f"{field}.key: Secret {ref} has no key {ref.key!r} (keys: {keys})",
-        )
-    try:
-        raw = base64.b64decode(read.data[ref.key], validate=True)
-        text = raw.decode("utf-8")
-        check_safe(text)
-    except (binascii.Error, ValueError):
-        return None, (
-            "InvalidPassword",
-            f"{field}: key {ref.key!r} of Secret {ref} is not printable UTF-8 text "
-            "(no control characters or line breaks)",
-        )
-    if not text or len(raw) > MAX_MD5_KEY:
-        return None, (
-            "InvalidPassword",
-            f"{field}: key {ref.key!r} of Secret {ref} must be 1 to {MAX_MD5_KEY} bytes, is {len(raw)}",
-        )
-    return text, None
-
-
 def _router_id(spec: Any, node: NodeInfo) -> str | None:
     if spec.router_id:
         return str(parse_address(spec.router_id))
@@ -188,7 +120,7 @@ def peer_view(
     if spec.password_secret_ref is not None:
         ref = secret_ref(obj)
         assert ref is not None  # the model validated it
-        password, problem = _password(ref, secrets.get(ref.where))
+        password, problem = check_password(ref, secrets.get(ref.where))
         if problem is not None:
             problems.append(Problem("BGPPeer", name, *problem))
     router_id = _router_id(spec, node)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bgp.convert import Problem
-from bgp.views import AdvertisementView, NodeInfo, PeerView, RoutePlan
+from bgp.views import AdvertisementView, NodeInfo, PeerView, RoutePlan, SessionSummary
 from lbipam.k8s.client import Kube
 from lbipam.k8s.errors import AlreadyExists, Backoff, NotFound
 from lbipam.k8s.events import EventRecorder
@@ -39,17 +39,11 @@ REFUSED = "NotificationReceived"  # the Event reason of a router's refusal
 _log = KVLog("bgp.nodestate")
 
 
-class Session(Protocol):
+class Session(SessionSummary, Protocol):
     """What the driver reports of one session (bgp.driver.SessionInfo)."""
 
     @property
-    def address(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
     def since(self) -> datetime | None: ...
-    @property
-    def advertised(self) -> int: ...
     @property
     def last_error(self) -> str: ...
     @property

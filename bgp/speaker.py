@@ -6,7 +6,7 @@ planning loop. The loop plans at most once per `debounce` (a burst of changes is
 converts the snapshot to views (`bgp.convert`), plans (`bgp.planner.plan_routes`), hands the plan
 to the driver (which makes ExaBGP announce exactly that), and has `bgp.nodestate.Publisher` tell
 people (BGPNodeState, Events about bad input and refusing routers). Secrets holding TCP-MD5
-passwords are read by name (`bgp.secrets`) when a peer changes and again every `secret_refresh`.
+passwords are read by name (`lbipam.k8s.secrets`) when a peer changes and again every `secret_refresh`.
 BFD (`bgp.bfdpeers`, its own process) runs with the peers that enable it; a BFD Down holds the
 peer's BGP session down (`driver.hold_down`) until BFD is Up again (`driver.release`).
 
@@ -35,14 +35,13 @@ from bgp.convert import (
     peer_view,
     pod_pool_infos,
     pool_infos,
-    secret_ref,
     slice_service,
 )
 from bgp.nodestate import NodeStateWriter, ProblemReporter, Publisher, Report, Session
 from bgp.planner import plan_routes
 from bgp.rules import on_sigterm
-from bgp.secrets import Secrets
 from bgp.views import AdvertisementView, AnnouncedService, NodeInfo, PeerView, PoolInfo, RoutePlan
+from lbipam.core.bgpcheck import address_losses, contender, secret_ref
 from lbipam.k8s.client import Kube
 from lbipam.k8s.errors import Backoff, KubeError
 from lbipam.k8s.events import SPEAKER, EventRecorder
@@ -57,6 +56,7 @@ from lbipam.k8s.resources import (
     PODCIDRPOOLS,
     SERVICES,
 )
+from lbipam.k8s.secrets import Secrets
 from lbipam.k8s.status import SPEAKER_FIELD_MANAGER, StatusWriter
 from lbipam.observe.metrics import PeerMetrics
 
@@ -331,9 +331,17 @@ class Speaker:
         mine = [o for o, v in zip(objs, first, strict=True) if v.node_selector.matches(node.labels)]
         refs = {ref.where for obj in mine if (ref := secret_ref(obj)) is not None}
         await self.secrets.read(refs)
+        # Of two peers toward one address this node would open, only the older's session opens
+        # (the controller's AddressInUse condition says so; no Event here: it would come from
+        # every node).
+        contenders = [c for obj in objs if (c := contender(obj)) is not None]
+        losses = address_losses(contenders, [(node.name, node.labels)])
         peers, problems = [], []
         for obj in objs:
             view, found = peer_view(obj, node, self.secrets.reads)
+            loss = losses.get(view.name)
+            if loss is not None:
+                view = replace(view, problems=(*view.problems, loss.message()))
             peers.append(view)
             if any(p.reason == "InvalidSpec" for p in found) or view.node_selector.matches(node.labels):
                 problems += found

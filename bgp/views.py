@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lbipam.core.addresses import Block
 from lbipam.core.selectors import EVERYTHING, Selector
@@ -143,3 +144,14 @@ class RoutePlan:
 
     def count(self, peer: str) -> int:
         return len(self.routes.get(peer, {}))
+
+
+class SessionSummary(Protocol):
+    """What the driver reports of one session, in brief (`bgp.driver.SessionInfo`)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def advertised(self) -> int: ...

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 from bgp.driver import Driver
 from bgp.views import PeerView, RouteAttributes, RoutePlan
+from tests.daemon import eventually_ok, free_port, launch, port_free, run, terminate
 
 PORT = 1179
 
@@ -55,39 +55,6 @@ def loopback_pair(key: str) -> tuple[str, str]:
         if port_free(router, PORT) and port_free(speaker, PORT):
             return router, speaker
     raise RuntimeError(f"no free loopback pair for {key}")
-
-
-def port_free(host: str, port: int) -> bool:
-    """Nothing listens on host:port. SO_REUSEADDR as BIRD sets it: a closed session's TIME_WAIT
-    on the port (after a BIRD restart) does not count."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def run(*argv: str, timeout: float = 10.0) -> str:  # noqa: ASYNC109
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {output.decode(errors='replace')}")
-    return output.decode(errors="replace")
 
 
 @dataclass
@@ -148,26 +115,14 @@ class Bird:
         return text
 
     async def start(self) -> None:
-        if self.netns is None and not port_free(self.address, self.port):
-            raise RuntimeError(f"{self.address}:{self.port} is taken")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        conf = self.directory / "bird.conf"
-        conf.write_text(self.config())
-        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
-        self.proc = await asyncio.create_subprocess_exec(
-            *wrap, "bird", "-f", "-c", str(conf), "-s", self.control,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        self.proc = await launch(
+            self.directory, ("bird.conf", self.config()), (self.address, self.port),
+            lambda conf: ["bird", "-f", "-c", str(conf), "-s", self.control], self.netns,
         )  # fmt: skip
         await eventually_ok(lambda: self.birdc("show status"), timeout=10)
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc)
         self.proc = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.control)
@@ -267,19 +222,6 @@ def _attribute(route: dict[str, Any], line: str) -> None:
         route["large_communities"] = tuple(":".join(parts) for parts in found)
 
 
-async def eventually_ok(call: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
-    """Await `call()` until it stops raising, within `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await call()
-        except Exception:
-            if loop.time() >= deadline:
-                raise
-        await asyncio.sleep(0.05)
-
-
 @dataclass
 class GoBGP:
     """A GoBGP 3 router (passive), gRPC on 127.0.0.1:<free port>, no pprof."""
@@ -316,23 +258,18 @@ class GoBGP:
 """
 
     async def __aenter__(self) -> GoBGP:
-        if not port_free(self.address, self.port):
-            raise RuntimeError(f"{self.address}:{self.port} is taken")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        conf = self.directory / "gobgpd.toml"
-        conf.write_text(self.config())
-        self.proc = await asyncio.create_subprocess_exec(
-            "gobgpd", "-f", str(conf), "-t", "toml", "--api-hosts", f"127.0.0.1:{self.api_port}",
-            "--pprof-disable", "--log-level", "warn",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        self.proc = await launch(
+            self.directory, ("gobgpd.toml", self.config()), (self.address, self.port),
+            lambda conf: [
+                "gobgpd", "-f", str(conf), "-t", "toml", "--api-hosts", f"127.0.0.1:{self.api_port}",
+                "--pprof-disable", "--log-level", "warn",
+            ],
         )  # fmt: skip
         await eventually_ok(lambda: self.gobgp("global"), timeout=10)
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await self.proc.wait()
+        await terminate(self.proc)
 
     async def gobgp(self, *argv: str) -> str:
         return await run("gobgp", "-u", "127.0.0.1", "-p", str(self.api_port), *argv)

@@ -1,4 +1,5 @@
-"""Shared fixtures: an embedded API server per test, its kubeconfig, and lbipam's CRDs applied to it."""
+"""Shared fixtures: an embedded API server per test, its kubeconfig, lbipam's CRDs applied to it,
+the test's own client (`api`) and an LB-IPAM controller in this process (`ctl`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from lbipam.apiserver.server import EmbeddedAPIServer
 from tests.helpers import eventually
+from tests.lbipam_harness import Api, Running, controller
 from tests.podcidr_harness import TARGETS, PCApi, api_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +67,20 @@ async def lbipam_crds(apiserver: EmbeddedAPIServer) -> list[str]:
     return names
 
 
-# ---- PodCIDR scenario tests (tests/test_podcidr_scenarios*.py) ----------------------------------
+# ---- LB-IPAM and PodCIDR scenario tests (tests/test_lbipam_*.py, tests/test_podcidr_*.py) --------
 @pytest.fixture
 async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    """A client for the PodCIDR tests' objects (modules with an `api` of their own override it)."""
+    """The test's own client (tests/lbipam_harness.Api, with the PodCIDR objects' reads and writes
+    of tests/podcidr_harness.PCApi), once the CRDs are in. Modules may override it."""
     async with api_for(kubeconfig) as client:
         yield client
+
+
+@pytest.fixture
+async def ctl(kubeconfig: Path, api: Api) -> AsyncIterator[Running]:
+    """An LB-IPAM controller in this process (reuse delay 0.5 s), stopped after the test."""
+    async with controller(kubeconfig, reuse_delay=0.5) as running:
+        yield running
 
 
 @pytest.fixture(params=TARGETS)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bgplab import PORT, Route, eventually_ok, port_free, run
+from tests.bgplab import PORT, Route
+from tests.daemon import eventually_ok, launch, run, terminate
 
 BGPD = "/usr/lib/frr/bgpd"
 
@@ -93,28 +94,19 @@ class Frr:
         return self.address if ":" not in self.address else "192.0.2.254"
 
     async def start(self) -> None:
-        if self.netns is None and not port_free(self.address, self.port):
-            raise RuntimeError(f"{self.address}:{self.port} is taken")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        conf = self.directory / "bgpd.conf"
-        conf.write_text(self.config())
-        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
-        self.proc = await asyncio.create_subprocess_exec(
-            *wrap, BGPD, "-f", str(conf), "-i", str(self.directory / "bgpd.pid"),
-            "--vty_socket", str(self.directory), "-Z", "-n", "-S", "-P", "0",
-            "-p", str(self.port), "-l", self.address,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        self.proc = await launch(
+            self.directory, ("bgpd.conf", self.config()), (self.address, self.port),
+            lambda conf: [
+                BGPD, "-f", str(conf), "-i", str(self.directory / "bgpd.pid"),
+                "--vty_socket", str(self.directory), "-Z", "-n", "-S", "-P", "0",
+                "-p", str(self.port), "-l", self.address,
+            ],
+            self.netns,
         )  # fmt: skip
         await eventually_ok(lambda: self.vtysh("show bgp summary"), timeout=15)
 
     async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await terminate(self.proc)
         self.proc = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.directory / "bgpd.vty")

@@ -33,7 +33,8 @@ import yaml
 from tests.labrouters import NODE_ASN, ROUTER_ASN, BirdRouter, FrrRouter, LabRouter
 from tests.lbipam_harness import controller
 from tests.netns import ApiBridge, Namespaces, addr, in_ns, ip, socket_in, sysctl
-from tests.speaker_harness import SpeakerProcess, bgp_advertisement, bgp_peer, cluster, endpoint_slice
+from tests.process_harness import SpeakerProcess
+from tests.speaker_harness import bgp_advertisement, bgp_peer, cluster, endpoint_slice
 
 ROUTER = "192.0.2.1"
 CLIENT = "198.51.100.2"

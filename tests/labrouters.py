@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.bgplab import eventually_ok, run
+from tests.daemon import eventually_ok, run, terminate
 from tests.netns import in_ns
 
 ROUTER_ASN = 65000
@@ -49,12 +49,7 @@ class LabRouter:
             if proc.returncode is None:
                 with _Suppress():
                     proc.send_signal(signal.SIGCONT)  # a test may have stopped it
-                proc.terminate()
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+                await terminate(proc)
         self.procs.clear()
 
 

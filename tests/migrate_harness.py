@@ -7,7 +7,8 @@ or Cilium leaves it, moved over to lbipam with the real tools.
 - `IngressLog`: every ingress IP list each Service has had since it started (an informer), so a
   test can say no Service ever changed IP, not only that the end state matches;
 - `left_by`: write the Services' ingress IPs (and another controller's annotations) as that
-  controller left them.
+  controller left them;
+- `announced`: a speaker process's routes as BIRD holds them, the speaker then stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from typing import Any
 from lbipam.k8s.client import Kube
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.resources import SERVICES
+from tests.bgplab import Bird, Route
 from tests.controller_harness import until
+from tests.process_harness import SpeakerProcess, start_controller
+from tests.speaker_harness import table
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "migrate"
@@ -97,24 +101,15 @@ class ControllerProcess:
 
     @classmethod
     async def start(cls, kubeconfig: Path, log: Path, *flags: str) -> ControllerProcess:
-        argv = [
-            "controller",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-leader-elect",
-            "--reuse-delay",
-            "1",
-            *flags,
-        ]
         with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "lbipam",
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
+            proc = await start_controller(
+                kubeconfig,
+                out,
+                "--reuse-delay",
+                "1",
+                *flags,
                 stdout=out,
-                stderr=out,
+                stdin=asyncio.subprocess.DEVNULL,
                 cwd=ROOT,
             )
         return cls(proc, log)
@@ -188,3 +183,13 @@ async def left_by(kube: Kube, services: dict[tuple[str, str], tuple[str, ...]]) 
     for (namespace, name), ips in services.items():
         body = {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
         await kube.patch(SERVICES, name, body, namespace=namespace, subresource="status")
+
+
+async def announced(kubeconfig: Path, tmp_path: Path, bgp: Bird, expected: set[str]) -> dict[str, Route]:
+    """BIRD's routes once a speaker process for node-a has announced exactly `expected`; the
+    speaker is then stopped with SIGTERM and must exit 0."""
+    proc = await SpeakerProcess.start(kubeconfig, "node-a", tmp_path / "speaker", tmp_path / "speaker.log")
+    try:
+        return await table(bgp, expected, timeout=40)
+    finally:
+        assert await proc.terminate() == 0, proc.output()

@@ -28,7 +28,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from tests.bgplab import run
+from tests.daemon import run
 
 ROUTER_V4, SPEAKER_V4 = "192.0.2.1", "192.0.2.2"
 ROUTER_V6, SPEAKER_V6 = "2001:db8:53::1", "2001:db8:53::2"

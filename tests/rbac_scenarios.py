@@ -7,6 +7,8 @@ made happen (IPs, a repeated Event, CIDRs, BGPNodeState), so a scenario that sto
 call fails instead of shrinking the comparison.
 - controller: LB-IPAM with leader election on the Lease in lbipam-system; PodCIDR with each
   --podcidr-target, including a node left without a CIDR;
+- controller: the Ready conditions of a BGPPeer (its MD5 Secret read by name) and of a
+  BGPAdvertisement;
 - speaker: its own ExaBGP dialling a closed port (no BGP peer is needed to see its API calls), an
   MD5 Secret missing, present, missing again.
 """
@@ -168,9 +170,42 @@ async def podcidr_scenario(kubeconfig: Path, target: str) -> None:
             await running.stop()
 
 
+async def ready_reason(kube: Kube, res: Any, name: str) -> tuple[str, str] | None:
+    obj = await kube.get(res, name)
+    found = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+    return (found[0]["status"], found[0]["reason"]) if found else None
+
+
+async def bgp_status_scenario(kubeconfig: Path) -> None:
+    """The Ready conditions of a BGPPeer whose MD5 Secret in lbipam-system is read by name, on a
+    Node it selects, and of a BGPAdvertisement naming a peer that does not exist (an Event)."""
+    async with own_client(kubeconfig) as kube:
+        await kube.create(NODES, {"metadata": {"name": "n1"}})
+        await kube.create(SECRETS, secret(SECRET, NAMESPACE, password="s3cret"))
+        ref = {"namespace": NAMESPACE, "name": SECRET}
+        spec = {"peerAddress": "192.0.2.1", "peerASN": 64512, "localASN": 64513, "passwordSecretRef": ref}
+        await kube.create(BGPPEERS, {"metadata": {"name": "tor-a"}, "spec": spec})
+        await kube.create(BGPADVERTISEMENTS, {"metadata": {"name": "ad"}, "spec": {"peers": ["tor-b"]}})
+        app = await controller_app(kubeconfig, LeaderOptions(enabled=False))
+        running = LBRunning(app, app.kube, asyncio.create_task(app.run()), "controller")
+        try:
+            await until(lambda: _equals(ready_reason(kube, BGPPEERS, "tor-a"), ("True", "Valid")), timeout=20)
+            wanted = ("False", "PeerNotFound")
+            await until(lambda: _equals(ready_reason(kube, BGPADVERTISEMENTS, "ad"), wanted), timeout=20)
+            await until(lambda: controller_events(kube, "ad"), timeout=20)
+        finally:
+            await running.stop()
+
+
+async def controller_events(kube: Kube, name: str) -> list[Obj]:
+    items = (await kube.list_all(EVENTS, namespace="default")).items
+    return [e for e in items if (e.get("regarding") or {}).get("name") == name]
+
+
 Scenario = Callable[[Path], Awaitable[None]]
 CONTROLLER_SCENARIOS: dict[str, Scenario] = {
     "loadbalancer": lb_scenario,
+    "bgp-status": bgp_status_scenario,
     **{f"podcidr-{t}": functools.partial(podcidr_scenario, target=t) for t in TARGETS},
 }
 

@@ -2,8 +2,9 @@
 
 Everything real: the embedded API server (fixtures `kubeconfig`, `lbipam_crds`), the LB-IPAM
 controller in-process (tests/lbipam_harness.py), the speaker in-process (`running_speaker`) or as
-`python -m lbipam speaker` (`SpeakerProcess`) with its own ExaBGP, and BIRD (tests/bgplab.py) or
-FRR (tests/frrlab.py): `router(kind, ...)` makes either, `routes(router)` reads either's table.
+`python -m lbipam speaker` (tests/process_harness.SpeakerProcess) with its own ExaBGP, and BIRD
+(tests/bgplab.py) or FRR (tests/frrlab.py): `router(kind, ...)` makes either, `routes(router)`
+reads either's table; `BOTH_ROUTERS` skips a module without both.
 - builders: Nodes (with InternalIPs in status), EndpointSlices, BGPPeers, BGPAdvertisements,
   Secrets, plain dicts as a user's manifests;
 - `Cluster`: the test's client with the writes those tests make (retrying nothing: no faults);
@@ -15,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bgp.driver import Driver
 from bgp.speaker import Speaker, SpeakerOptions
@@ -41,9 +41,10 @@ from lbipam.k8s.resources import (
     SERVICES,
     Resource,
 )
-from tests.bgplab import PORT, Bird, Neighbor, Route, loopback_pair, port_free
+from tests.bgplab import PORT, Bird, Neighbor, Route, have, loopback_pair
 from tests.controller_harness import until
-from tests.frrlab import Frr, FrrNeighbor
+from tests.daemon import port_free
+from tests.frrlab import Frr, FrrNeighbor, have_frr
 from tests.lbipam_harness import controller
 
 Obj = dict[str, Any]
@@ -209,6 +210,9 @@ def bird(directory: Path, router: str, *speakers: str, password: str | None = No
 
 Router = Bird | Frr
 ROUTERS = ("bird", "frr")  # the kinds `router` makes, for parametrize
+BOTH_ROUTERS = pytest.mark.skipif(
+    not (have("bird", "birdc") and have_frr()), reason="needs BIRD 2 and FRR 8"
+)  # for the modules whose tests run against each of ROUTERS
 
 
 def router(
@@ -233,6 +237,19 @@ def router(
         speaker, asn=speaker_asn, local_asn=asn, password=password, limit=1 if refuse else None
     )
     return Bird(directory, address, [neighbor], netns=netns)
+
+
+@contextlib.asynccontextmanager
+async def router_lab(
+    kind: str, kubeconfig: Path, directory: Path, key: str, **options: Any
+) -> AsyncIterator[tuple[Router, Cluster, str, str]]:
+    """A running `router(kind, ...)` (in `directory`/`kind`, `options` as `router` takes them) on
+    the loopback addresses for `key` (a test's node id, `addresses`), and the test's client
+    (`world`): (router, client, the router's address, the speaker's)."""
+    router_address, (source,) = addresses(key)
+    bgp = router(kind, directory / kind, router_address, source, **options)
+    async with bgp, world(kubeconfig) as client:
+        yield bgp, client, router_address, source
 
 
 async def routes(router: Router, protocol: str | None = None) -> dict[str, Route]:
@@ -338,69 +355,3 @@ async def running_speaker(
         yield running
     finally:
         await running.stop()
-
-
-# ---- the speaker as its own process -------------------------------------------------------------
-def speaker_module() -> str:
-    """`lbipam` once its CLI has the speaker subcommand, else `bgp.main` (the same parser)."""
-    from lbipam.cli import build_parser
-
-    try:
-        build_parser().parse_args(["speaker", "--node", "x"])
-    except SystemExit:
-        return "bgp.main"
-    return "lbipam"
-
-
-@dataclass
-class SpeakerProcess:
-    """`python -m lbipam speaker --node NODE`, its output in a log file."""
-
-    proc: asyncio.subprocess.Process
-    log: Path
-
-    @classmethod
-    async def start(
-        cls,
-        kubeconfig: Path,
-        node: str,
-        runtime_dir: Path,
-        log: Path,
-        *flags: str,
-        cwd: Path = ROOT,
-        wrap: Sequence[str] = (),
-    ) -> SpeakerProcess:
-        """Run it in `cwd`; `runtime_dir` as given (a relative one is resolved there); `wrap`: a
-        command prefix, e.g. `ip netns exec NS` (tests/lab.py)."""
-        args = ["speaker", "--node", node, "--kubeconfig", str(kubeconfig), "--runtime-dir", str(runtime_dir)]
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                *wrap,
-                sys.executable,
-                "-m",
-                speaker_module(),
-                *args,
-                "--log-level",
-                "DEBUG",
-                *flags,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                cwd=cwd,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-        return cls(proc, log)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def terminate(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109  # a deadline
-        """SIGTERM; the exit code once it has exited."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), timeout)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bgp.driver import Driver
 from bgp.views import RoutePlan
-from tests.bgplab import PLAIN, Bird, Neighbor, have, loopback_pair, make_peer
+from tests.bgplab import PLAIN, Bird, have, lab_for
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.e2e]
@@ -25,12 +24,8 @@ ROUTES = {"198.51.100.1/32": PLAIN, "198.51.100.2/32": PLAIN}
 async def test_hold_down_takes_the_session_down_until_released(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router, speaker = loopback_pair(request.node.nodeid)
-    async with (
-        Bird(tmp_path / "bird", router, [Neighbor(speaker)]) as bird,
-        Driver(tmp_path / "sp") as driver,
-    ):
-        peer = make_peer(bird, speaker)
+    async with lab_for(tmp_path, request.node.nodeid) as lab:
+        bird, driver, peer = lab.bird, lab.driver, lab.peer
         plan = RoutePlan(routes={"tor": ROUTES})
         await driver.apply(plan, [peer])
         await eventually(lambda: _imported(bird, set(ROUTES)), timeout=20)
@@ -55,16 +50,12 @@ async def test_hold_down_takes_the_session_down_until_released(
 async def test_a_peer_held_before_it_is_opened_stays_down(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router, speaker = loopback_pair(request.node.nodeid)
-    async with (
-        Bird(tmp_path / "bird", router, [Neighbor(speaker)]) as bird,
-        Driver(tmp_path / "sp") as driver,
-    ):
-        await driver.hold_down("tor", "BFD Down")
-        await driver.apply(RoutePlan(routes={"tor": ROUTES}), [make_peer(bird, speaker)])
-        assert driver.sessions()["tor"].state == "Idle"
-        await driver.release("tor")
-        await eventually(lambda: _imported(bird, set(ROUTES)), timeout=20)
+    async with lab_for(tmp_path, request.node.nodeid) as lab:
+        await lab.driver.hold_down("tor", "BFD Down")
+        await lab.apply(ROUTES)
+        assert lab.driver.sessions()["tor"].state == "Idle"
+        await lab.driver.release("tor")
+        await eventually(lambda: _imported(lab.bird, set(ROUTES)), timeout=20)
 
 
 async def _imported(bird: Bird, expected: set[str], fresh: bool = False) -> bool:

@@ -15,26 +15,13 @@ from pathlib import Path
 import pytest
 
 from lbipam.apiserver.server import EmbeddedAPIServer
-from lbipam.controllers.app import LeaderOptions
 from lbipam.k8s.client import Kube
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.resources import EVENTS, LEASES, SERVICES
 from tests.helpers import eventually
-from tests.lbipam_harness import Api, Obj, Running, api_for, counts, ingress, pool, reason, service, start
+from tests.lbipam_harness import Api, Obj, Running, candidate, counts, ingress, pool, reason, service, start
 
 COUNT = 12
-
-
-def candidate(identity: str) -> LeaderOptions:
-    """Short leases (2 s, renew deadline 1.5 s, retry 0.3 s) keep the handovers quick."""
-    return LeaderOptions(
-        identity=identity,
-        lease_name="lbipam-controller",
-        lease_namespace="default",
-        lease_duration=2.0,
-        renew_deadline=1.5,
-        retry_period=0.3,
-    )
 
 
 class Guard:
@@ -68,10 +55,10 @@ class Guard:
 
 
 @pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        await client.make(pool("p", "192.0.2.0/27"))
-        yield client
+async def api(api: Api) -> Api:
+    """tests/conftest.py's client, with pool "p" (32 addresses) made."""
+    await api.make(pool("p", "192.0.2.0/27"))
+    return api
 
 
 @pytest.fixture

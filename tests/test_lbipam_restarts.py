@@ -15,7 +15,6 @@ embedded API server, killed with SIGKILL (nothing drained, memory gone) or stopp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from tests.controller_harness import until
 from tests.lbipam_harness import (
     Api,
     allocated_from,
-    api_for,
     condition,
     ingress,
     message,
@@ -50,12 +48,6 @@ from tests.speaker_harness import (
 IPS, POOL = "lbipam.io/ips", "lbipam.io/pool"
 SATISFIED = ("True", "Satisfied")
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        yield client
 
 
 async def served(api: Api, name: str, *, note: bool = True) -> Obj:

@@ -8,7 +8,6 @@ back. Pool-side rules (status, edits, conflicts, restarts) are in test_lbipam_sc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from tests.lbipam_harness import (
     Api,
     Running,
     allocated_from,
-    api_for,
     controller,
     counts,
     ingress,
@@ -37,18 +35,6 @@ IPS, POOL, KEY, XNS = (
     "lbipam.io/sharing-cross-namespace",
 )
 SATISFIED = ("True", "Satisfied")
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
-async def ctl(kubeconfig: Path, api: Api) -> AsyncIterator[Running]:
-    async with controller(kubeconfig, reuse_delay=0.5) as running:
-        yield running
 
 
 # ---- which Services are handled ---------------------------------------------------------------

@@ -5,7 +5,6 @@ each on a clean embedded API server with a real controller (see test_lbipam_scen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from tests.lbipam_harness import (
     Api,
     Running,
     allocated_from,
-    api_for,
     condition,
     controller,
     counts,
@@ -33,18 +31,6 @@ from tests.lbipam_harness import (
 
 IPS, POOL, KEY = "lbipam.io/ips", "lbipam.io/pool", "lbipam.io/sharing-key"
 SATISFIED = ("True", "Satisfied")
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
-async def ctl(kubeconfig: Path, api: Api) -> AsyncIterator[Running]:
-    async with controller(kubeconfig, reuse_delay=0.5) as running:
-        yield running
 
 
 def pool_conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str]]:

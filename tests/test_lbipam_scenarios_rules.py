@@ -14,14 +14,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lbipam.controllers.app import LeaderOptions
 from lbipam.controllers.lbipam.convert import pool_view, service_view
 from lbipam.k8s.resources import LBPOOLS, SERVICES
 from lbipam.observe.metrics import controller_registry
 from tests.lbipam_harness import (
     Api,
     Running,
-    api_for,
+    candidate,
     controller,
     counts,
     ingress,
@@ -40,13 +39,8 @@ Obj = dict[str, Any]
 
 
 @pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
 async def ctl(kubeconfig: Path, api: Api) -> AsyncIterator[Running]:
+    """tests/conftest.py's controller, with no reuse delay."""
     async with controller(kubeconfig, reuse_delay=0) as running:
         yield running
 
@@ -183,17 +177,6 @@ async def test_a_pool_for_one_namespace_by_its_name_label(ctl: Running, api: Api
 
 
 # ---- the reuse delay across a leader failover --------------------------------------------------
-def candidate(identity: str) -> LeaderOptions:
-    return LeaderOptions(
-        identity=identity,
-        lease_name="lbipam-controller",
-        lease_namespace="default",
-        lease_duration=2.0,
-        renew_deadline=1.5,
-        retry_period=0.3,
-    )
-
-
 async def test_the_reuse_delay_survives_a_leader_failover(kubeconfig: Path, api: Api) -> None:
     await api.make(pool("p", "192.0.2.0/30"), service("a"), service("b"))
     first = await start(kubeconfig, reuse_delay=300, leader=candidate("ctl-a"), name="ctl-a")

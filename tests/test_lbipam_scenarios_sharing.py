@@ -4,8 +4,6 @@ with a real controller (see test_lbipam_scenarios.py for the set-up and the othe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +13,6 @@ from tests.lbipam_harness import (
     Api,
     Running,
     allocated_from,
-    api_for,
-    controller,
     counts,
     ingress,
     message,
@@ -29,18 +25,6 @@ from tests.lbipam_harness import (
 IPS, KEY, XNS = "lbipam.io/ips", "lbipam.io/sharing-key", "lbipam.io/sharing-cross-namespace"
 SATISFIED = ("True", "Satisfied")
 TCP80, TCP443 = (("TCP", 80),), (("TCP", 443),)
-
-
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[Api]:
-    async with api_for(kubeconfig) as client:
-        yield client
-
-
-@pytest.fixture
-async def ctl(kubeconfig: Path, api: Api) -> AsyncIterator[Running]:
-    async with controller(kubeconfig, reuse_delay=0.5) as running:
-        yield running
 
 
 # ---- sharing ----------------------------------------------------------------------------------

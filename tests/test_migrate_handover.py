@@ -20,6 +20,7 @@ from tests.controller_harness import until
 from tests.migrate_harness import (
     DATA,
     Kubectl,
+    announced,
     controller_process,
     ingress_log,
     ingress_of,
@@ -27,7 +28,7 @@ from tests.migrate_harness import (
     left_by,
     run_migrate,
 )
-from tests.speaker_harness import Cluster, SpeakerProcess, addresses, cluster, endpoint_slice, table
+from tests.speaker_harness import Cluster, addresses, cluster, endpoint_slice
 
 pytestmark = [
     pytest.mark.e2e,
@@ -228,13 +229,10 @@ async def test_metallb_handover_keeps_every_ip_and_route(
                 kubeconfig, tmp_path / "controller.log", "--compat", "metallb"
             ) as ctl:
                 await moved_over(client, before, pools)
-                speaker_log = tmp_path / "speaker.log"
-                proc = await SpeakerProcess.start(kubeconfig, "node-a", tmp_path / "speaker", speaker_log)
-                try:
-                    local = {"198.51.100.0/32", "198.51.100.1/32", "198.51.100.5/32", "203.0.113.9/32"}
-                    routes = await table(bgp, {*local, "198.51.100.0/28", "192.0.2.3/32"}, timeout=40)
-                finally:
-                    assert await proc.terminate() == 0, proc.output()
+                local = {"198.51.100.0/32", "198.51.100.1/32", "198.51.100.5/32", "203.0.113.9/32"}
+                routes = await announced(
+                    kubeconfig, tmp_path, bgp, {*local, "198.51.100.0/28", "192.0.2.3/32"}
+                )
                 for prefix in local:
                     assert set(routes[prefix].communities) == {"64512:7", "64512:100"}, prefix
                     assert routes[prefix].large_communities == ("64512:1:1",), prefix
@@ -384,14 +382,8 @@ async def test_cilium_handover_keeps_every_ip_and_route(
                 kubeconfig, tmp_path / "controller.log", "--compat", "cilium"
             ) as ctl:
                 await moved_over(client, before, pools)
-                proc = await SpeakerProcess.start(
-                    kubeconfig, "node-a", tmp_path / "speaker", tmp_path / "speaker.log"
-                )
-                try:
-                    blue_routes = {"198.51.100.0/32", "198.51.100.3/32", "198.51.100.7/32"}
-                    routes = await table(bgp, {*blue_routes, "203.0.113.1/32"}, timeout=40)
-                finally:
-                    assert await proc.terminate() == 0, proc.output()
+                blue_routes = {"198.51.100.0/32", "198.51.100.3/32", "198.51.100.7/32"}
+                routes = await announced(kubeconfig, tmp_path, bgp, {*blue_routes, "203.0.113.1/32"})
                 for prefix in blue_routes:
                     assert set(routes[prefix].communities) == {"65000:100", "65535:65281"}, prefix
                     assert routes[prefix].large_communities == ("65000:1:1",), prefix

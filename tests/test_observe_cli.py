@@ -23,16 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from lbipam.cli import build_parser
 from lbipam.k8s.client import connect
 from tests.controller_harness import until
+from tests.daemon import free_port
 from tests.helpers import eventually
 from tests.lbipam_harness import Api, pool, service
+from tests.process_harness import start_controller
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -56,18 +52,7 @@ async def controller(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`lbipam controller` with `flags`, its stderr in a file; SIGTERM when done."""
     with stderr.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lbipam",
-            "controller",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--no-leader-elect",
-            *flags,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-        )
+        proc = await start_controller(kubeconfig, err, *flags)
         try:
             yield proc
         finally:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
@@ -29,7 +28,7 @@ from lbipam.observe.metrics import controller_registry
 from lbipam.observe.server import ObserveServer
 from tests.controller_harness import Running, settled_read, until
 from tests.helpers import eventually
-from tests.lbipam_harness import pool, service
+from tests.lbipam_harness import candidate, pool, service
 from tests.podcidr_harness import PCApi, node, pcpool
 
 Obj = dict[str, Any]
@@ -107,15 +106,6 @@ async def observed(kubeconfig: Path, leader: LeaderOptions, podcidr: str = "node
             await kube.close()
 
 
-@pytest.fixture
-async def api(kubeconfig: Path, lbipam_crds: list[str]) -> AsyncIterator[PCApi]:
-    kube = await connect(str(kubeconfig))
-    try:
-        yield PCApi(kube)
-    finally:
-        await kube.close()
-
-
 async def settle(app: ControllerApp, api: PCApi) -> None:
     """Until both controllers have nothing left to do (tests/controller_harness.settled_read)."""
     lb, pc = app.lb, app.podcidr
@@ -169,6 +159,7 @@ async def test_health_and_readiness(kubeconfig: Path, api: PCApi) -> None:
         o.run()
         await eventually(lambda: o.app.podcidr is not None and o.app.podcidr.ready.is_set())
         await eventually(o.app.lb.ready.is_set)
+        await eventually(o.app.bgp.ready.is_set)  # the BGP Ready conditions written once too
         assert await status(url, "/readyz") == 200
         assert await status(url, "/healthz") == 200
         assert await status(url, "/nothing") == 404
@@ -305,17 +296,6 @@ async def _has_ingress(api: PCApi, name: str) -> bool:
     return bool(((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
 
 
-def candidate(identity: str) -> LeaderOptions:
-    return LeaderOptions(
-        identity=identity,
-        lease_name="lbipam-controller",
-        lease_namespace="default",
-        lease_duration=2.0,
-        renew_deadline=1.5,
-        retry_period=0.3,
-    )
-
-
 async def test_standby_and_handover(kubeconfig: Path, api: PCApi) -> None:
     """Two replicas, one process, two registries: the standby is ready, reports leader 0 and no
     pool series; when the leader goes, it takes over and reports the pools."""
@@ -328,7 +308,7 @@ async def test_standby_and_handover(kubeconfig: Path, api: PCApi) -> None:
         two.run("two")
         await eventually(lambda: one.app.leading or two.app.leading)
         leader, standby = (one, two) if one.app.leading else (two, one)
-        await eventually(lambda: leader.app.lb.quiet() and standby.app.ready())
+        await eventually(lambda: leader.app.lb.quiet() and leader.app.bgp.quiet() and standby.app.ready())
         assert await status(standby.server.url, "/readyz") == 200
         assert await status(leader.server.url, "/readyz") == 200
         theirs, mine = await leader.scrape(), await standby.scrape()

@@ -17,26 +17,22 @@ import pytest
 
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.resources import BGPNODESTATES
-from tests.bgplab import PORT, Bird, have
+from tests.bgplab import PORT, Bird
 from tests.controller_harness import until
-from tests.frrlab import Frr, have_frr
+from tests.frrlab import Frr
 from tests.lbipam_harness import pool, service
 from tests.speaker_harness import (
+    BOTH_ROUTERS,
     ROUTERS,
     Router,
-    addresses,
     bgp_advertisement,
     bgp_peer,
     endpoint_slice,
-    router,
+    router_lab,
     running_speaker,
-    world,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (have("bird", "birdc") and have_frr()), reason="needs BIRD 2 and FRR 8"),
-]
+pytestmark = [pytest.mark.e2e, BOTH_ROUTERS]
 WINDOW = 30.0
 SAID = {
     "frr": "NOTIFICATION 3/8 (UPDATE Message Error / Invalid NEXT_HOP Attribute), data 0x400304",
@@ -56,9 +52,8 @@ async def attempts(bgp: Router, speaker: str) -> int:
 async def test_a_refusing_router_gets_back_off_and_one_event(
     kind: str, kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router_address, (source,) = addresses(request.node.nodeid)
-    bgp = router(kind, tmp_path / kind, router_address, source, refuse=True)
-    async with bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid, refuse=True)
+    async with lab as (bgp, client, router_address, source):
         await client.node("node-a", ipv4="192.0.2.41")
         await client.apply(
             pool("v4", "198.51.100.0/28"),

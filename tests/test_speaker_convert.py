@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 
 from bgp.convert import (
-    MAX_MD5_KEY,
-    SecretRead,
     advertisement_view,
     announced_service,
     handled,
@@ -17,10 +15,10 @@ from bgp.convert import (
     peer_view,
     pod_pool_infos,
     pool_infos,
-    secret_ref,
     slice_service,
 )
 from bgp.views import NodeInfo
+from lbipam.core.bgpcheck import MAX_MD5_KEY, SecretRead, secret_ref
 
 Obj = dict[str, Any]
 NODE = NodeInfo(name="node-a", labels={"rack": "r1"}, ipv4="192.0.2.21")

@@ -22,32 +22,27 @@ from pathlib import Path
 import pytest
 
 from lbipam.k8s.resources import BGPNODESTATES, BGPPEERS, EVENTS, SECRETS
-from tests.bgplab import PORT, have
+from tests.bgplab import PORT
 from tests.controller_harness import until
-from tests.frrlab import have_frr
 from tests.helpers import eventually
 from tests.lbipam_harness import pool, service
 from tests.speaker_harness import (
+    BOTH_ROUTERS,
     ROOT,
     ROUTERS,
     Cluster,
-    addresses,
     bgp_advertisement,
     bgp_peer,
     endpoint_slice,
     md5_failures,
-    router,
+    router_lab,
     running_speaker,
     secret,
     session_state,
     table,
-    world,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (have("bird", "birdc") and have_frr()), reason="needs BIRD 2 and FRR 8"),
-]
+pytestmark = [pytest.mark.e2e, BOTH_ROUTERS]
 PASSWORD = "s3cret-pass"
 NON_ASCII = "pässwörd-ключ-密码"  # 30 bytes of UTF-8
 REF = {"namespace": "default", "name": "bgp-auth", "key": "md5"}
@@ -74,9 +69,8 @@ async def setup(client: Cluster, router_address: str, source: str) -> str:
 async def test_the_session_comes_up_only_with_the_password_from_the_secret(
     kind: str, kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router_address, (source,) = addresses(request.node.nodeid)
-    bgp = router(kind, tmp_path / kind, router_address, source, password=PASSWORD)
-    async with bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid, password=PASSWORD)
+    async with lab as (bgp, client, router_address, source):
         route = await setup(client, router_address, source)
         async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker", secret_refresh=0.2) as speaker:
             # No Secret: reported, and the session is not even tried.
@@ -109,9 +103,8 @@ async def test_the_session_comes_up_only_with_the_password_from_the_secret(
 async def test_a_peer_deleted_and_created_again_while_a_connection_is_pending_comes_up(
     kind: str, kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router_address, (source,) = addresses(request.node.nodeid)
-    bgp = router(kind, tmp_path / kind, router_address, source, password=PASSWORD)
-    async with bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid, password=PASSWORD)
+    async with lab as (bgp, client, router_address, source):
         await client.apply(secret("bgp-auth", md5=PASSWORD))
         route = await setup(client, router_address, source)
         async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker", secret_refresh=0.2):
@@ -137,10 +130,9 @@ async def test_a_non_ascii_password_works_and_is_printed_nowhere(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    router_address, (source,) = addresses(request.node.nodeid)
     too_long = "ä" * 41  # 82 bytes: refused, and the refusal must not quote it either
-    bgp = router(kind, tmp_path / kind, router_address, source, password=NON_ASCII)
-    async with bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid, password=NON_ASCII)
+    async with lab as (bgp, client, router_address, source):
         await client.apply(secret("bgp-auth", md5=too_long))
         route = await setup(client, router_address, source)
         async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker", secret_refresh=0.2):

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from lbipam.k8s.resources import NODES
-from tests.bgplab import PORT, have
+from tests.bgplab import PORT
 from tests.controller_harness import until
-from tests.frrlab import have_frr
 from tests.lbipam_harness import pool, service
 from tests.netns import ROUTER_V6, SPEAKER_V6, available, namespace_pair
 from tests.speaker_harness import (
+    BOTH_ROUTERS,
     ROUTERS,
     bgp_advertisement,
     bgp_peer,
@@ -31,7 +31,7 @@ from tests.speaker_harness import (
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not (have("bird", "birdc") and have_frr()), reason="needs BIRD 2 and FRR 8"),
+    BOTH_ROUTERS,
     pytest.mark.skipif(not available(), reason="network namespaces need root and iproute2"),
 ]
 NODE_V4, ROUTER_ID = "192.0.2.41", "192.0.2.99"

@@ -16,12 +16,12 @@ import aiohttp
 import pytest
 
 from lbipam.k8s.resources import NODES
-from tests.bgplab import PORT, Bird, free_port, have
+from tests.bgplab import PORT, Bird, have
 from tests.controller_harness import until
+from tests.daemon import free_port
 from tests.lbipam_harness import pool, service
+from tests.process_harness import ROOT, SpeakerProcess
 from tests.speaker_harness import (
-    ROOT,
-    SpeakerProcess,
     addresses,
     bgp_advertisement,
     bgp_peer,

@@ -18,30 +18,25 @@ from pathlib import Path
 import pytest
 
 from lbipam.k8s.resources import NODES, SERVICES
-from tests.bgplab import PORT, have
+from tests.bgplab import PORT
 from tests.controller_harness import until
-from tests.frrlab import have_frr
 from tests.lbipam_harness import pool, service
 from tests.speaker_harness import (
+    BOTH_ROUTERS,
     ROUTERS,
     Cluster,
     Router,
-    addresses,
     bgp_advertisement,
     bgp_peer,
     endpoint_slice,
     restarting,
-    router,
+    router_lab,
     routes,
     running_speaker,
     table,
-    world,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (have("bird", "birdc") and have_frr()), reason="needs BIRD 2 and FRR 8"),
-]
+pytestmark = [pytest.mark.e2e, BOTH_ROUTERS]
 NAMES = ("a", "b", "c", "gone")
 GRACEFUL_SHUTDOWN = {"65535:0", "graceful-shutdown"}  # BIRD writes the number, FRR the name
 
@@ -83,8 +78,8 @@ async def watching(bgp: Router, wanted: set[str]) -> AsyncIterator[list[str]]:
 async def test_a_rollout_loses_no_route(
     kind: str, kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router_address, (source,) = addresses(request.node.nodeid)
-    async with router(kind, tmp_path / kind, router_address, source) as bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid)
+    async with lab as (bgp, client, router_address, source):
         ips = await setup(client, router_address, source)
         every = {f"{ip}/32" for ip in ips.values()}
         kept = every - {f"{ips['gone']}/32"}
@@ -109,8 +104,8 @@ async def test_a_rollout_loses_no_route(
 async def test_a_cordoned_node_announces_graceful_shutdown_then_withdraws_on_sigterm(
     kind: str, kubeconfig: Path, lbipam_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    router_address, (source,) = addresses(request.node.nodeid)
-    async with router(kind, tmp_path / kind, router_address, source) as bgp, world(kubeconfig) as client:
+    lab = router_lab(kind, kubeconfig, tmp_path, request.node.nodeid)
+    async with lab as (bgp, client, router_address, source):
         ips = await setup(client, router_address, source)
         every = {f"{ip}/32" for ip in ips.values()}
         async with running_speaker(kubeconfig, "node-a", tmp_path / "speaker") as speaker:

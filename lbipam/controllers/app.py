@@ -17,6 +17,7 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 
+from lbipam.controllers.bgpstatus.controller import BGPStatusController, BGPStatusOptions
 from lbipam.controllers.lbipam.controller import LBController, LBOptions
 from lbipam.controllers.loop import PlanningLoop
 from lbipam.controllers.podcidr.controller import PodCIDRController, PodCIDROptions
@@ -56,6 +57,7 @@ class ControllerApp:
         lb: LBOptions | None = None,
         leader: LeaderOptions | None = None,
         podcidr: PodCIDRSettings | None = None,
+        bgp: BGPStatusOptions | None = None,
     ) -> None:
         lb = lb or LBOptions()
         leader = leader or LeaderOptions()
@@ -69,6 +71,10 @@ class ControllerApp:
         self.podcidr = (
             PodCIDRController(kube, target, status, recorder, podcidr.options) if target is not None else None
         )
+        # The Ready conditions of BGPPeers and BGPAdvertisements (sharing the PodCIDR controller's
+        # Node informer when it runs).
+        nodes = self.podcidr.nodes if self.podcidr is not None else None
+        self.bgp = BGPStatusController(kube, status, recorder, bgp, nodes=nodes)
         self.elector: LeaderElector | None = None
         self.leading = False  # this replica holds the Lease (or runs without one)
         self._leading: list[asyncio.Task[None]] = []
@@ -88,6 +94,9 @@ class ControllerApp:
                 for informer in controller.informers():
                     name = f"informer-{controller.name}-{informer.resource.plural}"
                     group.create_task(informer.run(), name=name)
+            for informer in self.bgp.informers():
+                name = f"informer-{self.bgp.name}-{informer.resource.plural}"
+                group.create_task(informer.run(), name=name)
             if not self.leader_options.enabled:
                 await self._start_leading()
                 return
@@ -110,7 +119,7 @@ class ControllerApp:
         while still holding the Lease. The caller bounds the wait."""
         started = [(c.name, c.work_done()) for c in self.controllers]
         try:
-            await asyncio.gather(*(c.drain() for c in self.controllers))
+            await asyncio.gather(self.bgp.drain(), *(c.drain() for c in self.controllers))
         finally:
             done = {
                 name: c.work_done()[0] - before[0]
@@ -125,7 +134,11 @@ class ControllerApp:
         first round. A standby is ready too, as kube-controller-manager's: it waits to take over."""
         if not all(i.synced.is_set() for c in self.controllers for i in c.informers()):
             return False
-        return not self.leading or all(c.ready.is_set() for c in self.controllers)
+        if not all(i.synced.is_set() for i in self.bgp.watched()):
+            return False
+        return not self.leading or (
+            self.bgp.ready.is_set() and all(c.ready.is_set() for c in self.controllers)
+        )
 
     def results(self, controller: str) -> Counter[str]:
         """What the plans of controller `controller` did since the process started (see
@@ -148,6 +161,7 @@ class ControllerApp:
         _log.info("leading", identity=self.leader_options.identity)
         self.leading = True
         self._leading = [self._group.create_task(c.lead(), name=f"{c.name}-lead") for c in self.controllers]
+        self._leading.append(self._group.create_task(self.bgp.lead(), name=f"{self.bgp.name}-lead"))
 
     async def _stop_leading(self) -> None:
         tasks, self._leading = self._leading, []

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from bgp.main import default_exabgp, make_driver
 from bgp.speaker import Speaker, SpeakerOptions
+from bgp.views import SessionSummary
 from lbipam.apiserver.server import EmbeddedAPIServer
 from lbipam.controllers.app import ControllerApp, LeaderOptions, PodCIDRSettings
 from lbipam.controllers.lbipam.controller import LBOptions
@@ -42,7 +43,7 @@ from lbipam.demo.load import (
     replace_demo_peers,
 )
 from lbipam.demo.preflight import EXAMPLES, example_files, parse_peer
-from lbipam.demo.table import Session, ips, pools, routes_table, service_key, services_table, withdrawn
+from lbipam.demo.table import ips, pools, routes_table, service_key, services_table, withdrawn
 from lbipam.k8s.client import Kube, connect
 from lbipam.k8s.informer import Informer
 from lbipam.k8s.logs import TEXT_FORMAT
@@ -67,7 +68,7 @@ class Demo:
         self.speakers: dict[str, Speaker] = {}
         self.kube: Kube | None = None
         self.examples: Path = args.examples or EXAMPLES
-        self.sessions_seen: dict[str, dict[str, Session]] = {}  # the last look, for the goodbye
+        self.sessions_seen: dict[str, dict[str, SessionSummary]] = {}  # the last look, for the goodbye
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -201,7 +202,7 @@ class Demo:
     def _plans(self) -> dict[str, Any]:
         return {node: speaker.plan for node, speaker in self.speakers.items()}
 
-    def _sessions(self) -> dict[str, dict[str, Session]]:
+    def _sessions(self) -> dict[str, dict[str, SessionSummary]]:
         return {node: dict(speaker.driver.sessions()) for node, speaker in self.speakers.items()}
 
     def _states(self) -> dict[str, dict[str, str]]:

@@ -6,24 +6,13 @@ called by `lbipam.demo.main`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from bgp.views import RoutePlan
+from bgp.views import RoutePlan, SessionSummary
 
 Obj = dict[str, Any]
 ALLOCATED_FROM = "lbipam.io/allocated-from"
 CONDITION = "lbipam.io/IPAMRequestSatisfied"
-
-
-class Session(Protocol):
-    """A BGP session as the speaker's driver reports it (`bgp.driver.SessionInfo`)."""
-
-    @property
-    def address(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def advertised(self) -> int: ...
 
 
 def service_key(svc: Obj) -> str:
@@ -97,7 +86,7 @@ def routes_table(plans: Mapping[str, RoutePlan | None], sessions: Mapping[str, M
     return grid(["NODE", "PEER (SESSION)", "PREFIX", "ATTRIBUTES"], rows)
 
 
-def withdrawn(sessions: Mapping[str, Mapping[str, Session]]) -> str:
+def withdrawn(sessions: Mapping[str, Mapping[str, SessionSummary]]) -> str:
     """What stopping withdrew: the routes each node had announced on each session that was up."""
     lines = [
         f"  {node}: {_routes(s.advertised)} from {peer} ({s.address})"

@@ -7,10 +7,10 @@ DELETED for objects that vanished in between. Errors back off with jitter; a bad
 failing handler is logged and skipped: the loop never dies.
 
 Handlers get `(event_type, new_obj, old_obj)`: ADDED (old None), MODIFIED, DELETED (new is the
-last state known). The cached dicts are shared with handlers: treat them as read-only. Cached objects carry no
-`metadata.managedFields` (as client-go's TransformStripManagedFields): lbipam never reads them,
-they are half of a Service's size (a cache of 50,000 Services held a gigabyte), and a merge patch
-or an update without them leaves the server's as they are.
+last state known). The cached dicts are shared with handlers: treat them as read-only.
+Cached objects carry no `metadata.managedFields` (as client-go's TransformStripManagedFields):
+lbipam never reads them, they are half of a Service's size (a cache of 50,000 Services held a
+gigabyte), and a merge patch or an update without them leaves the server's as they are.
 The controllers and the speaker run one informer per kind they read.
 """
 
@@ -62,8 +62,10 @@ class Informer:
         page_size: int = 500,
         watch_timeout: int = 300,
         backoff: Backoff | None = None,
+        trim: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.kube = kube
+        self.trim = trim  # keeps only what the handlers read (e.g. a Node's labels), to save memory
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -144,7 +146,8 @@ class Informer:
         )
         fresh: dict[Key, Obj] = {}
         for obj in listing.items:
-            fresh[object_key(obj)] = _strip(obj)
+            _strip(obj)
+            fresh[object_key(obj)] = self.trim(obj) if self.trim is not None else obj
         old, self._cache = self._cache, fresh
         self.resource_version = listing.resource_version
         self.lists += 1
@@ -186,10 +189,12 @@ class Informer:
             self.resource_version = rv or self.resource_version
             return
         key = object_key(obj)
+        _strip(obj)
+        if self.trim is not None:
+            obj = self.trim(obj)
         if event_type not in ("ADDED", "MODIFIED", "DELETED") or not key[1]:
             self._log.warning("skipping bad watch event", type=event_type, object=str(obj)[:200])
             return
-        _strip(obj)
         if event_type == "DELETED":
             prev = self._cache.pop(key, None)
             await self._dispatch("DELETED", obj, prev)

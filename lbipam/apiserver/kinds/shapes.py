@@ -62,7 +62,8 @@ def check(obj: dict[str, Any], shape: dict[str, Any], kind: str, version: str) -
         raise StatusError(400, f'{kind} in version "{version}" cannot be handled as a {kind}: {problem}')
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type Go's decoder names in its errors: bool, number, string, array, object."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):
@@ -97,7 +98,7 @@ def _fits(value: Any, shape: Shape) -> bool:
 
 def _walk(value: Any, shape: Shape, path: str) -> str | None:
     if not _fits(value, shape):
-        got, wanted = _json_type(value), _go_type(shape)
+        got, wanted = json_type(value), _go_type(shape)
         return f"json: cannot unmarshal {got} into Go struct field {path} of type {wanted}"
     if isinstance(shape, list):
         for index, item in enumerate(value):

@@ -22,6 +22,7 @@ from typing import Any
 
 from lbipam.apiserver.errors import StatusError
 from lbipam.apiserver.kinds import definitions
+from lbipam.apiserver.kinds.shapes import json_type
 from lbipam.apiserver.kinds.strategy import WriteOptions
 from lbipam.apiserver.storage.registry import ResourceType
 
@@ -136,16 +137,6 @@ def _types(schema: dict[str, Any]) -> tuple[str, ...]:
     return (declared,) if isinstance(declared, str) else tuple(t for t in declared if t != "null")
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[str]) -> str | None:
     """The first type problem under `value` (pruning unknown fields on the way), or None.
 
@@ -166,11 +157,7 @@ def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[
             child = props[key]
             if type(child) is str:
                 child = props[key] = _compiled(child)
-            if _plainly_fits(sub, child):
-                continue
-            trail.append(key)
-            found = _walk(sub, child, trail, struct, unknown)
-            trail.pop()
+            found = None if _plainly_fits(sub, child) else _walk_at(key, sub, child, trail, struct, unknown)
             if found is not None:
                 return found
         return None
@@ -182,15 +169,21 @@ def _walk(value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[
             child = node.sub = _compiled(child)
         pairs = value.items() if isinstance(value, dict) else enumerate(value)
         for key, sub in pairs:
-            if _plainly_fits(sub, child):
-                continue
-            trail.append(key)
-            found = _walk(sub, child, trail, struct, unknown)
-            trail.pop()
+            found = None if _plainly_fits(sub, child) else _walk_at(key, sub, child, trail, struct, unknown)
             if found is not None:
                 return found
         return None
     return _leaf(value, node, trail, struct)
+
+
+def _walk_at(
+    key: Any, value: Any, node: _Node, trail: list[Any], struct: str, unknown: list[str]
+) -> str | None:
+    """`_walk` of the field or item `key` (the trail one step longer meanwhile)."""
+    trail.append(key)
+    found = _walk(value, node, trail, struct, unknown)
+    trail.pop()
+    return found
 
 
 def _plainly_fits(value: Any, node: _Node) -> bool:
@@ -223,4 +216,4 @@ def _text(trail: list[Any]) -> str:
 
 def _mismatch(value: Any, node: _Node, trail: list[Any], struct: str, got: str = "") -> str:
     field = ".".join([struct, *(str(s) for s in trail if not isinstance(s, int))])
-    return f"json: cannot unmarshal {got or _json_type(value)} into Go struct field {field} of type {node.go}"
+    return f"json: cannot unmarshal {got or json_type(value)} into Go struct field {field} of type {node.go}"

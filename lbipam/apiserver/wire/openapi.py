@@ -301,17 +301,22 @@ def _paths(t: ResourceType, v3: bool) -> dict[str, Doc]:
 # --- documents -------------------------------------------------------------------------------------
 
 
-def openapi_v2(rtypes: Iterable[ResourceType]) -> Doc:
-    types = list(rtypes)
+def _document(types: list[ResourceType], *, v3: bool) -> Doc:
+    """The OpenAPI v2 (swagger) or v3 document of `types`: every path and definition, sorted."""
     paths: dict[str, Doc] = {}
     for t in types:
-        paths.update(_paths(t, v3=False))
+        paths.update(_paths(t, v3=v3))
+    definitions = dict(sorted(_definitions(types, v3=v3).items()))
     return {
-        "swagger": "2.0",
+        **({"openapi": "3.0.0"} if v3 else {"swagger": "2.0"}),
         "info": {"title": "Kubernetes", "version": GIT_VERSION},
         "paths": dict(sorted(paths.items())),
-        "definitions": dict(sorted(_definitions(types, v3=False).items())),
+        **({"components": {"schemas": definitions}} if v3 else {"definitions": definitions}),
     }
+
+
+def openapi_v2(rtypes: Iterable[ResourceType]) -> Doc:
+    return _document(list(rtypes), v3=False)
 
 
 def _group_key(t: ResourceType) -> str:
@@ -322,15 +327,7 @@ def openapi_v3_group(group_version: str, rtypes: Iterable[ResourceType]) -> Doc 
     types = [t for t in rtypes if t.group_version == group_version]
     if not types:
         return None
-    paths: dict[str, Doc] = {}
-    for t in types:
-        paths.update(_paths(t, v3=True))
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": GIT_VERSION},
-        "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(_definitions(types, v3=True).items()))},
-    }
+    return _document(types, v3=True)
 
 
 def openapi_v3_index(rtypes: Iterable[ResourceType]) -> Doc:

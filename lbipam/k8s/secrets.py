@@ -1,11 +1,12 @@
 """The Secrets the BGPPeers' TCP MD5 passwords live in, read one by one by name (RBAC: get only,
-no list or watch), for `bgp.speaker`: again when a peer changes (marked `stale`) and on the
-speaker's refresh timer. What was read goes to `bgp.convert.peer_view`; nothing of it is logged.
+no list or watch), for the speaker (`bgp.speaker`) and the controller's BGP status
+(`lbipam.controllers.bgpstatus`): again when a peer changes (marked `stale`) and on a refresh
+timer. What was read goes to `lbipam.core.bgpcheck.check_password`; nothing of it is logged.
 """
 
 from __future__ import annotations
 
-from bgp.convert import SecretRead
+from lbipam.core.bgpcheck import SecretRead
 from lbipam.k8s.client import Kube
 from lbipam.k8s.errors import KubeError, NotFound, TemporaryError
 from lbipam.k8s.resources import SECRETS

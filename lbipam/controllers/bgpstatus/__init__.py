@@ -1,0 +1,1 @@
+"""The BGP status controller: Ready conditions of BGPPeers and BGPAdvertisements."""
