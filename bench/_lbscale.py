@@ -9,8 +9,8 @@
   pool's status written, with the controller's /healthz polled every 50 ms meanwhile (the worst
   latency tells whether a planning step held its event loop).
 
-Shared with bench/controller.py: the paths, the Service and pool bodies, `satisfied`. Imported as
-`_lbscale` (the bench scripts run as scripts).
+Shared with bench/controller.py: the paths, the Service and pool bodies, `install_crds`,
+`satisfied`. Imported as `_lbscale` (the bench scripts run as scripts).
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ ALLOCATED_FROM = "lbipam.io/allocated-from"
 RATE = 280  # creates per second: Cilium's 50,000 Services in 3 minutes
 HEALTH_EVERY = 0.05  # seconds between /healthz polls
 Obj = dict[str, Any]
+
+
+async def install_crds(http: aiohttp.ClientSession) -> None:
+    """Every lbipam CRD (the controller also watches BGPPeers and BGPAdvertisements, for their
+    status), each Established."""
+    for path in sorted(POOL_CRD.parent.glob("lbipam.io_*.yaml")):
+        await install_crd(http, path)
 
 
 def satisfied(obj: Obj) -> bool:
@@ -86,7 +93,7 @@ async def steady(count: int) -> dict[str, float]:
         watch_task: asyncio.Task[None] | None = None
         try:
             async with server.session(limit=64) as http:
-                await install_crd(http, POOL_CRD)
+                await install_crds(http)
                 await request(http, "POST", POOLS, pool("bench-slash8", [{"cidr": "10.0.0.0/8"}]))
                 watch = Watch(http, SVCS, on_service)
                 await watch.list()
@@ -200,7 +207,7 @@ async def big_pool(count: int) -> dict[str, float]:
         tasks: list[asyncio.Task[None]] = []
         try:
             async with server.session(limit=IN_FLIGHT, read_bufsize=2**24) as http:
-                await install_crd(http, POOL_CRD)
+                await install_crds(http)
                 for path, handler in ((SVCS, on_service), (POOLS, on_pool)):
                     watch = Watch(http, path, handler)
                     await watch.list()

@@ -51,14 +51,24 @@ from _common import (
     Watch,
     bare_list,
     in_parallel,
-    install_crd,
     paged_list,
     request,
     row,
     run_client,
     until,
 )
-from _lbscale import ALLOCATED_FROM, EVENTS, POOL_CRD, POOLS, SVCS, big_pool, pool, satisfied, service, steady
+from _lbscale import (
+    ALLOCATED_FROM,
+    EVENTS,
+    POOLS,
+    SVCS,
+    big_pool,
+    install_crds,
+    pool,
+    satisfied,
+    service,
+    steady,
+)
 
 
 class Seen:
@@ -118,7 +128,7 @@ def pool_name(index: int) -> str:
 
 async def setup(http: aiohttp.ClientSession, server: Server, services: int, pools: int) -> None:
     """The pool CRD, `pools` pools of a /20 each, then `services` Services spread over them."""
-    await install_crd(http, POOL_CRD)
+    await install_crds(http)
     for index in range(pools):
         await request(http, "POST", POOLS, pool(pool_name(index), [{"cidr": f"10.{100 + index}.0.0/20"}]))
 
