@@ -115,6 +115,11 @@ class BirdRouter(LabRouter):
         output = await self.birdc("show", "protocols", "all", name)
         return "BGP state:          Established" in output
 
+    async def recovering(self, name: str) -> bool:
+        """Whether BIRD still holds `name`'s routes from before a restart, waiting for the new
+        session's End-of-RIB (graceful restart recovery)."""
+        return "graceful restart active" in await self.birdc("show", "protocols", "all", name)
+
     async def last_error(self, name: str) -> str:
         found = re.search(r"Last error:\s+(.*)", await self.birdc("show", "protocols", "all", name))
         return found.group(1).strip() if found else ""

@@ -18,6 +18,7 @@ import pytest
 from bgp.driver import Driver
 from tests.helpers import eventually
 from tests.lab import Lab, lab
+from tests.labrouters import BirdRouter
 from tests.netns import can_run
 
 pytestmark = [
@@ -82,6 +83,10 @@ async def _during(the_lab: Lab, address: str, action: Coroutine[Any, Any, None])
     return failed
 
 
+async def _recovered(router: BirdRouter, name: str) -> bool:
+    return not await router.recovering(name)
+
+
 def _rollout_keeps_routes() -> bool:
     """Whether the speaker leaves its routes to graceful restart on SIGTERM (`Driver.stop(keep)`)
     rather than withdrawing them, which moves flows between nodes mid-connection."""
@@ -97,9 +102,15 @@ async def test_bird_lab_rollout_with_graceful_restart_fails_no_request(
     async with lab(kubeconfig, tmp_path, nodes=2, router="bird", bfd=False) as the_lab:
         web = await the_lab.service("web")
         await ready(the_lab, web, 2)
+        router = the_lab.router
+        assert isinstance(router, BirdRouter)
         for _ in range(2):
             assert await _during(the_lab, web, the_lab.rollout(the_lab.node("node-1"))) == 0
             await ready(the_lab, web, 2)
+            # The next rollout only once the new speaker has sent End-of-RIB: a session that drops
+            # again during graceful-restart recovery loses its stale routes at the router (BIRD),
+            # as a DaemonSet's readiness gate would prevent.
+            await eventually(lambda: _recovered(router, "node1"), timeout=30)
 
 
 async def test_bird_lab_without_bfd_the_hold_timer_drops_a_dead_node(
