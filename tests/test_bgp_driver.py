@@ -13,6 +13,7 @@ import pytest
 
 from bgp.views import RouteAttributes
 from tests.bgplab import PLAIN, TAGGED, Lab, have, lab_for
+from tests.daemon import eventually_ok
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not have("bird", "birdc"), reason="needs BIRD 2")]
@@ -61,9 +62,15 @@ async def test_changes_and_removals_follow_the_plan(lab: Lab) -> None:
     fewer = dict.fromkeys(list(many)[:10], PLAIN)
     retagged = RouteAttributes("self", ("64512:999",), med=1)
     await lab.apply({**fewer, "198.51.100.1/32": retagged})
-    routes = await lab.table({*fewer, "198.51.100.1/32"})
-    assert routes["198.51.100.1/32"].communities == ("64512:999",)
-    assert routes["198.51.100.1/32"].med == 1
+
+    async def retagged_and_fewer() -> None:
+        # The withdraws and the new attributes are separate UPDATEs: the prefixes can match
+        # before the new attributes have arrived.
+        routes = await lab.table({*fewer, "198.51.100.1/32"})
+        assert routes["198.51.100.1/32"].communities == ("64512:999",)
+        assert routes["198.51.100.1/32"].med == 1
+
+    await eventually_ok(retagged_and_fewer, timeout=15)
     assert lab.driver.sessions()["tor"].advertised == 11
 
     await lab.apply({})
