@@ -202,25 +202,23 @@ async def test_an_advertisement_naming_no_peer_is_peer_not_found(client: Cluster
         await reaches(client, BGPADVERTISEMENTS, "to-tor", "True", "Valid")
 
 
-async def test_a_standby_writes_no_condition(client: Cluster, kubeconfig: Path) -> None:
-    """Only the leader writes: a replica waiting for the Lease leaves the condition alone."""
-    leader = LeaderOptions(
-        identity="holder",
+def long_lease(identity: str) -> LeaderOptions:
+    """Leader election as `identity`, with a lease long enough (30 s) that the leader keeps it
+    for the whole test."""
+    return LeaderOptions(
+        identity=identity,
         lease_namespace="default",
         lease_duration=30.0,
         renew_deadline=20.0,
         retry_period=0.2,
     )
-    async with controller(kubeconfig, leader) as first:
+
+
+async def test_a_standby_writes_no_condition(client: Cluster, kubeconfig: Path) -> None:
+    """Only the leader writes: a replica waiting for the Lease leaves the condition alone."""
+    async with controller(kubeconfig, long_lease("holder")) as first:
         await eventually(lambda: first.app.leading, timeout=20)
-        standby = LeaderOptions(
-            identity="standby",
-            lease_namespace="default",
-            lease_duration=30.0,
-            renew_deadline=20.0,
-            retry_period=0.2,
-        )
-        async with controller(kubeconfig, standby) as second:
+        async with controller(kubeconfig, long_lease("standby")) as second:
             await eventually(lambda: all(i.synced.is_set() for i in second.app.bgp.watched()), timeout=20)
             await client.apply(bgp_peer("tor", "192.0.2.1", 179, sourceAddress="2001:db8::2"))
             await reaches(client, BGPPEERS, "tor", "False", "InvalidSpec")
